@@ -1,0 +1,44 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: GPL-2.0
+# Overlay, configure (tinyconfig + configs/*.config via merge_config.sh) and
+# build the test kernel and the in-tree modules in $B.
+
+. "$(dirname "$0")/lib.sh"
+
+"$TOP/scripts/fetch-source.sh"
+"$TOP/scripts/overlay.sh"
+mkdir -p "$B"
+
+# Configure only when the fragments, the tree or the toolchain changed.
+key=$( (cat "$TOP"/configs/*.config; cat "$S/.pristine"; rustc --version; clang-19 --version | head -1) | sha256sum)
+if [ "$(cat "$B/.config-key" 2>/dev/null)" != "$key" ] || [ ! -f "$B/.config" ]; then
+	say "configuring $B"
+	make -s -C "$S" O="$B" LLVM=-19 rustavailable >/dev/null ||
+		{ make -C "$S" O="$B" LLVM=-19 rustavailable; die "Rust toolchain not usable (run scripts/setup.sh)"; }
+	kmake -s tinyconfig
+	"$S/scripts/kconfig/merge_config.sh" -m -O "$B" "$B/.config" "$TOP"/configs/*.config >/dev/null
+	kmake -s olddefconfig
+	missing=()
+	for line in $(grep -h '^CONFIG_' "$TOP"/configs/*.config); do
+		grep -qx "$line" "$B/.config" || missing+=("$line")
+	done
+	if [ "$(rustc --version | awk '{print $2}')" != "$RUST_PIN" ]; then
+		echo "WARNING: rustc is not $RUST_PIN: CONFIG_RUST_INLINE_HELPERS cannot be set" >&2
+		missing=("${missing[@]/CONFIG_RUST_INLINE_HELPERS=y/}")
+	fi
+	for m in "${missing[@]}"; do
+		[ -n "$m" ] && echo "error: Kconfig dropped $m (a dependency is missing)" >&2
+	done
+	[ -z "$(printf '%s' "${missing[@]}")" ] || exit 1
+	echo "$key" >"$B/.config-key"
+fi
+
+say "building in $B (log: $B/build.log)"
+start=$(date +%s)
+set +e
+kmake -j"$JOBS" bzImage modules 2>&1 | tee "$B/build.log" |
+	grep --line-buffered -vE '^make\[|^  (GEN|UPD|SYNC)' 
+rc=${PIPESTATUS[0]}
+set -e
+[ "$rc" = 0 ] || { grep -E 'error|Error' "$B/build.log" | tail -20 >&2; die "kernel build failed"; }
+say "build done in $(( $(date +%s) - start ))s"

@@ -1,0 +1,59 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: GPL-2.0
+# Install what building and booting the test kernel needs. Idempotent: when
+# everything is present it only checks versions.
+
+. "$(dirname "$0")/lib.sh"
+
+APT_PKGS="clang-19 lld-19 llvm-19 libclang-19-dev flex bison bc libelf-dev libssl-dev
+	xz-utils cpio python3 python3-venv make qemu-system-x86 busybox-static udev kmod
+	file patch curl ca-certificates"
+
+missing=()
+for p in $APT_PKGS; do
+	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' ||
+		missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+	say "installing Debian packages: ${missing[*]}"
+	SUDO=; [ "$(id -u)" = 0 ] || SUDO=sudo
+	export DEBIAN_FRONTEND=noninteractive
+	$SUDO apt-get update -qq || true
+	# One retry: a package's postinst can fail once on a fresh container.
+	$SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null ||
+		{ $SUDO dpkg --configure -a; $SUDO apt-get install -y -qq --no-install-recommends \
+			"${missing[@]}" >/dev/null; } ||
+		die "apt-get install failed; install these packages by hand: ${missing[*]}"
+fi
+
+command -v rustup >/dev/null || die "rustup not found: install it from https://rustup.rs (package: rustup)"
+if ! rustup run "$RUST_PIN" rustc --version >/dev/null 2>&1 ||
+   ! [ -d "$(rustup run "$RUST_PIN" rustc --print sysroot)/lib/rustlib/src/rust/library" ]; then
+	say "installing rustc $RUST_PIN with rust-src"
+	if ! rustup toolchain install "$RUST_PIN" --profile minimal \
+		-c rust-src -c rustfmt -c clippy >/dev/null; then
+		echo "WARNING: rustc $RUST_PIN could not be installed; falling back to $(rustc --version)." >&2
+		echo "WARNING: its LLVM differs from clang-19, so CONFIG_RUST_INLINE_HELPERS is off" >&2
+		echo "WARNING: and C helpers will not be inlined into Rust." >&2
+		rustup component add rust-src >/dev/null || die "rustup component add rust-src failed"
+	fi
+fi
+
+if ! bindgen --version 2>/dev/null | grep -q "$BINDGEN_PIN"; then
+	say "installing bindgen-cli $BINDGEN_PIN"
+	RUSTUP_TOOLCHAIN= cargo install --locked --quiet bindgen-cli --version "$BINDGEN_PIN" ||
+		die "cargo install bindgen-cli failed (needs libclang-19-dev)"
+fi
+
+if ! "$VENV/bin/vng" --version 2>/dev/null | grep -q "$VNG_PIN"; then
+	say "installing virtme-ng $VNG_PIN into $VENV"
+	mkdir -p "$CACHE"
+	python3 -m venv "$VENV" || die "python3 -m venv failed (package: python3-venv)"
+	"$VENV/bin/pip" install -q "virtme-ng==$VNG_PIN" || die "pip install virtme-ng failed"
+fi
+
+for t in clang-19 ld.lld-19 llvm-nm-19 llvm-objdump-19 qemu-system-x86_64 busybox udevadm insmod bindgen vng; do
+	command -v "$t" >/dev/null || [ -x "/bin/$t" ] || [ -x "/sbin/$t" ] ||
+		die "$t not found after set-up"
+done
+say "tools: $(clang-19 --version | head -1); $(rustc --version); $(bindgen --version); vng $("$VENV/bin/vng" --version 2>&1 | tail -1)"
