@@ -1,0 +1,417 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! Memory allocation scopes.
+//!
+//! A scope restricts every allocation the current task makes while it is active, including the
+//! allocations made deep inside callees that take a plain [`GFP_KERNEL`]:
+//!
+//! - [`NoFs`]: reclaim may not call into the filesystem (as if [`GFP_NOFS`] were used).
+//! - [`NoIo`]: reclaim may not start I/O, nor call into the filesystem (as [`GFP_NOIO`]).
+//! - [`Pin`]: no movable memory is used (pages that are about to be pinned long-term).
+//!
+//! # When to use a scope and when to use a flag
+//!
+//! Use a scope at the boundary of the code that must not recurse into reclaim of a given kind:
+//! for example, a filesystem enters a [`NoFs`] scope where it takes a lock that its own writeback
+//! also takes, and a block driver that services I/O on behalf of reclaim (a loop worker) runs its
+//! worker under [`NoIo`]. Say in a comment which reclaim recursion the scope prevents. Everything
+//! called inside then allocates safely with [`GFP_KERNEL`], without having to thread flags
+//! through APIs that do not take them (C's `percpu_counter_init()` inside a `NOFS` transaction
+//! is the classic failure: the allocation ignored the caller's intent and deadlocked in reclaim).
+//!
+//! Pass [`GFP_NOFS`] or [`GFP_NOIO`] explicitly only where a single allocation, not a region,
+//! has the restriction. Do not use either in atomic context: use [`GFP_NOWAIT`] or
+//! [`GFP_ATOMIC`] there.
+//!
+//! Scopes nest. A scope only clears on exit the task flag that it set itself, so a [`NoFs`] scope
+//! inside another [`NoFs`] or [`NoIo`] scope leaves the outer one in force. Scopes are tied to the
+//! task that entered them (they are neither [`Send`] nor [`Sync`]) and are always left in the
+//! reverse order of entry: [`memalloc_scope!`] binds the scope to a hidden variable of the
+//! enclosing block, and [`scope`] to a closure, so safe code cannot end them out of order.
+//!
+//! There is deliberately no safe "no reclaim" (`PF_MEMALLOC`) scope: it grants access to the
+//! memory reserves and was found unsafe as a general-purpose scope.
+//!
+//! C header: [`include/linux/sched/mm.h`](srctree/include/linux/sched/mm.h)
+//!
+//! [`GFP_KERNEL`]: super::flags::GFP_KERNEL
+//! [`GFP_NOFS`]: super::flags::GFP_NOFS
+//! [`GFP_NOIO`]: super::flags::GFP_NOIO
+//! [`GFP_NOWAIT`]: super::flags::GFP_NOWAIT
+//! [`GFP_ATOMIC`]: super::flags::GFP_ATOMIC
+
+use crate::{
+    alloc::Flags,
+    bindings,
+    ffi::c_uint,
+    types::NotThreadSafe, //
+};
+use core::marker::PhantomData;
+
+/// Returns `flags` as restricted by the scopes active on the current task.
+///
+/// This is what the page, slab and per-CPU allocators apply to the caller's flags.
+///
+/// # Examples
+///
+/// ```
+/// use kernel::alloc::memalloc::{self, current_gfp_context, NoFs};
+///
+/// assert!(current_gfp_context(GFP_KERNEL) == GFP_KERNEL);
+/// memalloc::scope::<NoFs, _>(|| {
+///     assert!(current_gfp_context(GFP_KERNEL) == kernel::alloc::flags::GFP_NOFS);
+/// });
+/// ```
+#[inline]
+pub fn current_gfp_context(flags: Flags) -> Flags {
+    // SAFETY: `current_gfp_context()` only reads the current task's flags.
+    Flags(unsafe { bindings::current_gfp_context(flags.as_raw()) })
+}
+
+/// Annotates a place that may allocate memory with `flags`.
+///
+/// Tells lockdep that the caller may enter reclaim of the kind `flags` (as restricted by the
+/// active scopes) allows, and, if `flags` allow blocking, that the caller may sleep. Call it
+/// where an allocation may take a fast path that does not reach the allocator's own annotation,
+/// so that a lock inversion with reclaim, or a sleeping allocation in atomic context, is reported
+/// every time rather than only when memory is short. It compiles to nothing without
+/// `CONFIG_LOCKDEP` and `CONFIG_DEBUG_ATOMIC_SLEEP`.
+///
+/// # Examples
+///
+/// ```
+/// use kernel::alloc::memalloc::might_alloc;
+///
+/// might_alloc(GFP_KERNEL);
+/// ```
+#[inline]
+pub fn might_alloc(flags: Flags) {
+    // SAFETY: `might_alloc()` only updates lockdep state and may warn; it is always safe to call.
+    unsafe { bindings::might_alloc(flags.as_raw()) }
+}
+
+mod private {
+    pub trait Sealed {}
+}
+
+/// A kind of memory allocation scope: [`NoFs`], [`NoIo`] or [`Pin`].
+pub trait ScopeKind: private::Sealed {
+    /// The task flag (`PF_MEMALLOC_*`) this scope sets.
+    const TASK_FLAG: u32;
+
+    /// Enters the scope on the current task and returns the flags to pass to [`restore`].
+    ///
+    /// [`restore`]: ScopeKind::restore
+    ///
+    /// # Safety
+    ///
+    /// The caller must pass the returned value to [`restore`] on the current task once the scope
+    /// ends, after every scope entered later on this task has ended.
+    ///
+    /// [`restore`]: ScopeKind::restore
+    unsafe fn save() -> c_uint;
+
+    /// Ends the scope entered by the [`save`] call that returned `saved`.
+    ///
+    /// [`save`]: ScopeKind::save
+    ///
+    /// # Safety
+    ///
+    /// `saved` must come from [`save`] on the current task, and every scope entered after it on
+    /// this task must have ended.
+    ///
+    /// [`save`]: ScopeKind::save
+    unsafe fn restore(saved: c_uint);
+}
+
+/// Scope in which reclaim does not call into the filesystem (C's `memalloc_nofs_save()`).
+pub enum NoFs {}
+
+/// Scope in which reclaim starts no I/O and does not call into the filesystem (C's
+/// `memalloc_noio_save()`).
+pub enum NoIo {}
+
+/// Scope in which no movable memory is allocated (C's `memalloc_pin_save()`).
+pub enum Pin {}
+
+macro_rules! impl_scope_kind {
+    ($kind:ty, $flag:ident, $save:ident, $restore:ident) => {
+        impl private::Sealed for $kind {}
+
+        impl ScopeKind for $kind {
+            const TASK_FLAG: u32 = bindings::$flag;
+
+            #[inline]
+            unsafe fn save() -> c_uint {
+                // SAFETY: Only changes the current task's flags; the caller restores them.
+                unsafe { bindings::$save() }
+            }
+
+            #[inline]
+            unsafe fn restore(saved: c_uint) {
+                // SAFETY: By the safety requirements of this function, `saved` comes from the
+                // matching save call on this task and the scopes nest.
+                unsafe { bindings::$restore(saved) }
+            }
+        }
+    };
+}
+
+impl_scope_kind!(NoFs, PF_MEMALLOC_NOFS, memalloc_nofs_save, memalloc_nofs_restore);
+impl_scope_kind!(NoIo, PF_MEMALLOC_NOIO, memalloc_noio_save, memalloc_noio_restore);
+impl_scope_kind!(Pin, PF_MEMALLOC_PIN, memalloc_pin_save, memalloc_pin_restore);
+
+/// Returns whether a scope of kind `K` is active on the current task.
+///
+/// # Examples
+///
+/// ```
+/// use kernel::alloc::memalloc::{self, is_active, NoFs, NoIo};
+///
+/// assert!(!is_active::<NoFs>());
+/// memalloc::scope::<NoFs, _>(|| {
+///     assert!(is_active::<NoFs>());
+///     assert!(!is_active::<NoIo>());
+/// });
+/// assert!(!is_active::<NoFs>());
+/// ```
+#[inline]
+pub fn is_active<K: ScopeKind>() -> bool {
+    // SAFETY: `get_current()` returns the current task, valid for the duration of this call, and
+    // only the task itself changes its `PF_MEMALLOC_*` flags.
+    let flags = unsafe { (*bindings::get_current()).flags };
+    flags & K::TASK_FLAG != 0
+}
+
+/// An active memory allocation scope of kind `K` on the current task.
+///
+/// Created by [`memalloc_scope!`] or [`scope`]; ends when dropped.
+///
+/// # Invariants
+///
+/// - `saved` is the value `K::save()` returned on the current task when this object was created.
+/// - Scopes of a task are dropped on that task in the reverse order of their creation.
+#[must_use = "the scope ends immediately when unused"]
+pub struct Scope<K: ScopeKind> {
+    saved: c_uint,
+    _kind: PhantomData<K>,
+    _not_send: NotThreadSafe,
+}
+
+impl<K: ScopeKind> Scope<K> {
+    /// Enters a scope of kind `K` on the current task.
+    ///
+    /// Use [`memalloc_scope!`] or [`scope`] instead: they make the safety requirement hold by
+    /// construction.
+    ///
+    /// # Safety
+    ///
+    /// The returned object must be dropped (not forgotten) on the current task, after every
+    /// [`Scope`] created later on this task has been dropped.
+    #[inline]
+    pub unsafe fn enter() -> Self {
+        // INVARIANT: `saved` comes from `K::save()` on this task; the caller guarantees LIFO
+        // order.
+        Self {
+            // SAFETY: The caller ends the scope in LIFO order on this task.
+            saved: unsafe { K::save() },
+            _kind: PhantomData,
+            _not_send: NotThreadSafe,
+        }
+    }
+}
+
+impl<K: ScopeKind> Drop for Scope<K> {
+    #[inline]
+    fn drop(&mut self) {
+        // SAFETY: By the type invariants, `saved` comes from `K::save()` on this task and every
+        // scope created later has already been dropped.
+        unsafe { K::restore(self.saved) };
+    }
+}
+
+/// Enters a memory allocation scope until the end of the enclosing block.
+///
+/// The argument is the kind: `NoFs`, `NoIo` or `Pin` (see [`alloc::memalloc`]). The scope is
+/// bound to a hidden variable, so it ends exactly at the end of the block, after any scope
+/// entered later in the block, and cannot be dropped early or moved.
+///
+/// [`alloc::memalloc`]: crate::alloc::memalloc
+///
+/// # Examples
+///
+/// ```
+/// use kernel::alloc::memalloc::{current_gfp_context, is_active, NoFs, NoIo};
+/// use kernel::alloc::flags::{GFP_NOFS, GFP_NOIO};
+/// use kernel::memalloc_scope;
+///
+/// {
+///     // Our writeback takes `fs_lock` too: reclaim must not re-enter the filesystem here.
+///     memalloc_scope!(NoFs);
+///     assert!(current_gfp_context(GFP_KERNEL) == GFP_NOFS);
+///     {
+///         memalloc_scope!(NoIo);
+///         assert!(current_gfp_context(GFP_KERNEL) == GFP_NOIO);
+///     }
+///     assert!(is_active::<NoFs>() && !is_active::<NoIo>());
+/// }
+/// assert!(!is_active::<NoFs>());
+/// ```
+#[macro_export]
+macro_rules! memalloc_scope {
+    ($kind:ident) => {
+        let __memalloc_scope =
+            // SAFETY: The scope is bound to a variable that the caller cannot name, so it is
+            // dropped at the end of the enclosing block, on this task, after every scope entered
+            // later in that block.
+            unsafe { $crate::alloc::memalloc::Scope::<$crate::alloc::memalloc::$kind>::enter() };
+    };
+}
+pub use memalloc_scope;
+
+/// Runs `f` inside a memory allocation scope of kind `K` and returns its result.
+///
+/// The scope ends when `f` returns, also when it returns early with `?`.
+///
+/// # Examples
+///
+/// ```
+/// use kernel::alloc::memalloc::{self, is_active, NoIo};
+///
+/// fn submit() -> Result<KBox<u64>> {
+///     // Runs on behalf of reclaim: starting more I/O from reclaim could deadlock.
+///     memalloc::scope::<NoIo, _>(|| Ok(KBox::new(0u64, GFP_KERNEL)?))
+/// }
+///
+/// let b = submit()?;
+/// assert_eq!(*b, 0);
+/// assert!(!is_active::<NoIo>());
+/// # Ok::<(), Error>(())
+/// ```
+#[inline]
+pub fn scope<K: ScopeKind, R>(f: impl FnOnce() -> R) -> R {
+    // SAFETY: `_scope` is dropped on this task when this function returns, after `f` has
+    // returned and with it ended every scope it entered.
+    let _scope = unsafe { Scope::<K>::enter() };
+    f()
+}
+
+#[cfg(CONFIG_RUST_MEMALLOC_KUNIT_TEST)]
+#[kunit_tests(rust_kernel_memalloc)]
+mod tests {
+    use super::*;
+    use crate::alloc::flags::*;
+    use crate::prelude::*;
+
+    #[test]
+    fn gfp_flag_values() {
+        assert!(GFP_KERNEL.contains(__GFP_FS | __GFP_IO | __GFP_DIRECT_RECLAIM));
+        assert!(GFP_NOFS == GFP_KERNEL & !__GFP_FS);
+        assert!(GFP_NOIO == GFP_KERNEL & !(__GFP_FS | __GFP_IO));
+        assert!(!GFP_NOWAIT.contains(__GFP_DIRECT_RECLAIM));
+        assert!(!GFP_ATOMIC.contains(__GFP_DIRECT_RECLAIM));
+        assert!(!(__GFP_NORETRY | __GFP_RETRY_MAYFAIL).contains(__GFP_FS));
+        assert!(__GFP_NORETRY != __GFP_RETRY_MAYFAIL);
+    }
+
+    #[test]
+    fn scope_sets_and_clears_task_flag() {
+        let before = (is_active::<NoFs>(), is_active::<NoIo>(), is_active::<Pin>());
+        let inside = {
+            memalloc_scope!(NoFs);
+            (is_active::<NoFs>(), is_active::<NoIo>(), current_gfp_context(GFP_KERNEL))
+        };
+        let after = is_active::<NoFs>();
+        assert_eq!(before, (false, false, false));
+        assert!(inside.0 && !inside.1);
+        assert!(inside.2 == GFP_NOFS);
+        assert!(!after);
+    }
+
+    #[test]
+    fn gfp_context_in_each_scope() {
+        let nofs = scope::<NoFs, _>(|| current_gfp_context(GFP_KERNEL));
+        let noio = scope::<NoIo, _>(|| current_gfp_context(GFP_KERNEL));
+        let pin = scope::<Pin, _>(|| (is_active::<Pin>(), current_gfp_context(GFP_KERNEL)));
+        let nowait = scope::<NoIo, _>(|| current_gfp_context(GFP_NOWAIT));
+        assert!(nofs == GFP_NOFS);
+        assert!(noio == GFP_NOIO);
+        assert!(pin.0 && pin.1 == GFP_KERNEL);
+        assert!(nowait == GFP_NOWAIT);
+        assert!(!is_active::<Pin>());
+    }
+
+    #[test]
+    fn nofs_inside_noio_keeps_outer() {
+        let (inner, outer_after) = scope::<NoIo, _>(|| {
+            let inner = scope::<NoFs, _>(|| current_gfp_context(GFP_KERNEL));
+            (inner, (is_active::<NoIo>(), is_active::<NoFs>(), current_gfp_context(GFP_KERNEL)))
+        });
+        assert!(inner == GFP_NOIO);
+        assert!(outer_after.0 && !outer_after.1);
+        assert!(outer_after.2 == GFP_NOIO);
+        assert!(!is_active::<NoIo>());
+    }
+
+    #[test]
+    fn noio_inside_nofs_keeps_outer() {
+        let (inner, outer_after) = {
+            memalloc_scope!(NoFs);
+            let inner = {
+                memalloc_scope!(NoIo);
+                current_gfp_context(GFP_KERNEL)
+            };
+            (inner, (is_active::<NoFs>(), is_active::<NoIo>(), current_gfp_context(GFP_KERNEL)))
+        };
+        assert!(inner == GFP_NOIO);
+        assert!(outer_after.0 && !outer_after.1);
+        assert!(outer_after.2 == GFP_NOFS);
+        assert!(!is_active::<NoFs>());
+    }
+
+    #[test]
+    fn scope_does_not_clear_flag_it_did_not_set() {
+        let (inner, still_active) = scope::<NoFs, _>(|| {
+            let inner = {
+                // The flag is already set: this scope must not clear it when it ends.
+                memalloc_scope!(NoFs);
+                is_active::<NoFs>()
+            };
+            (inner, is_active::<NoFs>())
+        });
+        assert!(inner);
+        assert!(still_active);
+        assert!(!is_active::<NoFs>());
+    }
+
+    #[test]
+    fn closure_restores_on_early_return() {
+        fn fails() -> Result<u32> {
+            scope::<NoFs, _>(|| {
+                if is_active::<NoFs>() {
+                    return Err(EAGAIN);
+                }
+                Ok(1)
+            })
+        }
+        let r = fails();
+        assert!(r == Err(EAGAIN));
+        assert!(!is_active::<NoFs>());
+    }
+
+    #[test]
+    fn allocation_inside_nofs_scope_under_mutex() -> Result {
+        // The shape of the btrfs bug: a GFP_KERNEL allocation, annotated with `might_alloc()`,
+        // under a lock that filesystem reclaim also takes. Inside the scope lockdep records no
+        // reclaim dependency (the clean boot checks that no report appears).
+        let m = KBox::pin_init(crate::new_mutex!(0u32, "memalloc_kunit_fs_lock"), GFP_KERNEL)?;
+        let b = {
+            memalloc_scope!(NoFs);
+            let _g = m.lock();
+            might_alloc(GFP_KERNEL);
+            KBox::new(7u64, GFP_KERNEL)?
+        };
+        assert_eq!(*b, 7);
+        Ok(())
+    }
+}

@@ -1,0 +1,457 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! Per-CPU counters.
+//!
+//! A [`PercpuCounter`] is the kernel's `struct percpu_counter`: each CPU accumulates a small
+//! local delta and folds it into the shared count once it exceeds a batch, so updates rarely
+//! touch shared state. [`read`](PercpuCounter::read) is cheap but approximate: it may be off by up
+//! to about `batch × number of online CPUs` (the default batch is
+//! `max(32, 2 × online CPUs)`). [`sum`](PercpuCounter::sum) is precise and visits every CPU under
+//! the counter's lock: pay for it when an exact value matters (limits, user-visible totals), not
+//! on every update. [`compare`](PercpuCounter::compare) uses `read` when the difference is large
+//! and falls back to `sum` only near the boundary.
+//!
+//! When a CPU goes offline, its delta is folded into the count, so no update is lost.
+//!
+//! C header: [`include/linux/percpu_counter.h`](srctree/include/linux/percpu_counter.h)
+
+use crate::{
+    alloc::{memalloc::might_alloc, Flags},
+    bindings,
+    error::{to_result, Result},
+    prelude::*,
+    sync::LockClassKey,
+    types::Opaque,
+};
+use core::cmp::Ordering;
+
+/// Creates a [`PercpuCounter`] initialiser with a lock class for this call site.
+///
+/// Arguments: the initial value and the allocation [`Flags`].
+///
+/// # Examples
+///
+/// ```
+/// use kernel::new_percpu_counter;
+/// use kernel::percpu::PercpuCounter;
+///
+/// let c = KBox::pin_init(new_percpu_counter!(10, GFP_KERNEL), GFP_KERNEL)?;
+/// c.add(5);
+/// assert_eq!(c.sum(), 15);
+/// # Ok::<(), Error>(())
+/// ```
+#[macro_export]
+macro_rules! new_percpu_counter {
+    ($value:expr, $flags:expr $(,)?) => {
+        $crate::percpu::PercpuCounter::new($value, $flags, $crate::static_lock_class!())
+    };
+}
+pub use new_percpu_counter;
+
+/// Creates a [`PercpuCounters`] initialiser (several counters in one per-CPU allocation) with a
+/// lock class for this call site.
+///
+/// Arguments: the initial value of every counter and the allocation [`Flags`]; the number of
+/// counters is the type's `N`.
+///
+/// # Examples
+///
+/// ```
+/// use kernel::new_percpu_counters;
+/// use kernel::percpu::PercpuCounters;
+///
+/// let c = KBox::pin_init(new_percpu_counters!(0, GFP_KERNEL), GFP_KERNEL)?;
+/// let c: &PercpuCounters<3> = &c;
+/// c[0].inc();
+/// c[2].add(7);
+/// assert_eq!((c[0].sum(), c[1].sum(), c[2].sum()), (1, 0, 7));
+/// # Ok::<(), Error>(())
+/// ```
+#[macro_export]
+macro_rules! new_percpu_counters {
+    ($value:expr, $flags:expr $(,)?) => {
+        $crate::percpu::PercpuCounters::new($value, $flags, $crate::static_lock_class!())
+    };
+}
+pub use new_percpu_counters;
+
+/// A `struct percpu_counter`.
+///
+/// Updates work from any context C allows (task, softirq and hard interrupt). Dropping the
+/// counter destroys it and never sleeps, so it is fine in atomic context.
+///
+/// # Invariants
+///
+/// `inner` was initialised by `__percpu_counter_init_many()`, stays pinned, and is destroyed only
+/// by `PinnedDrop` (or, for counters inside a [`PercpuCounters`], by that type's `PinnedDrop`).
+#[repr(transparent)]
+#[pin_data(PinnedDrop)]
+pub struct PercpuCounter {
+    #[pin]
+    inner: Opaque<bindings::percpu_counter>,
+}
+
+// SAFETY: A `percpu_counter` may be used and destroyed from any thread.
+unsafe impl Send for PercpuCounter {}
+
+// SAFETY: All operations through `&PercpuCounter` are synchronised by the C implementation (its
+// raw spinlock and interrupt-safe per-CPU operations).
+unsafe impl Sync for PercpuCounter {}
+
+impl PercpuCounter {
+    /// Creates a counter with the value `value`. Use [`new_percpu_counter!`] for a lock class per
+    /// call site.
+    ///
+    /// Allocates per-CPU memory with `flags`, after telling lockdep about it ([`might_alloc`]),
+    /// and honours the task's [memory allocation scopes](crate::alloc::memalloc).
+    pub fn new(
+        value: i64,
+        flags: Flags,
+        key: Pin<&'static LockClassKey>,
+    ) -> impl PinInit<Self, Error> {
+        try_pin_init!(Self {
+            // INVARIANT: On success the C initialiser created a valid counter, which stays pinned
+            // until `PinnedDrop` runs.
+            inner <- Opaque::try_ffi_init(move |ptr: *mut bindings::percpu_counter| {
+                might_alloc(flags);
+                // SAFETY: `ptr` is valid uninitialised memory for one counter; `key` is static.
+                to_result(unsafe {
+                    bindings::__percpu_counter_init_many(ptr, value, flags.as_raw(), 1, key.as_ptr())
+                })
+            }),
+        })
+    }
+
+    #[inline]
+    fn as_raw(&self) -> *mut bindings::percpu_counter {
+        self.inner.get()
+    }
+
+    /// Adds `amount` (C's `percpu_counter_add()`).
+    #[inline]
+    pub fn add(&self, amount: i64) {
+        // SAFETY: By the type invariants, the counter is initialised.
+        unsafe { bindings::percpu_counter_add(self.as_raw(), amount) }
+    }
+
+    /// Subtracts `amount` (C's `percpu_counter_sub()`).
+    #[inline]
+    pub fn sub(&self, amount: i64) {
+        // SAFETY: By the type invariants, the counter is initialised.
+        unsafe { bindings::percpu_counter_sub(self.as_raw(), amount) }
+    }
+
+    /// Adds one (C's `percpu_counter_inc()`).
+    #[inline]
+    pub fn inc(&self) {
+        // SAFETY: By the type invariants, the counter is initialised.
+        unsafe { bindings::percpu_counter_inc(self.as_raw()) }
+    }
+
+    /// Subtracts one (C's `percpu_counter_dec()`).
+    #[inline]
+    pub fn dec(&self) {
+        // SAFETY: By the type invariants, the counter is initialised.
+        unsafe { bindings::percpu_counter_dec(self.as_raw()) }
+    }
+
+    /// Adds `amount`, folding the local delta into the count once it exceeds `batch` (C's
+    /// `percpu_counter_add_batch()`).
+    #[inline]
+    pub fn add_batch(&self, amount: i64, batch: i32) {
+        // SAFETY: By the type invariants, the counter is initialised.
+        unsafe { bindings::percpu_counter_add_batch(self.as_raw(), amount, batch) }
+    }
+
+    /// Adds `amount` with a very large batch, for counters updated often and read rarely with
+    /// [`sum`](Self::sum) (C's `percpu_counter_add_local()`); [`read`](Self::read) is then
+    /// imprecise.
+    #[inline]
+    pub fn add_local(&self, amount: i64) {
+        // SAFETY: By the type invariants, the counter is initialised.
+        unsafe { bindings::percpu_counter_add_local(self.as_raw(), amount) }
+    }
+
+    /// Subtracts `amount` like [`add_local`](Self::add_local) (C's
+    /// `percpu_counter_sub_local()`).
+    #[inline]
+    pub fn sub_local(&self, amount: i64) {
+        // SAFETY: By the type invariants, the counter is initialised.
+        unsafe { bindings::percpu_counter_sub_local(self.as_raw(), amount) }
+    }
+
+    /// Returns the approximate value: the shared count without the CPUs' local deltas (C's
+    /// `percpu_counter_read()`).
+    ///
+    /// Off by at most about `batch × online CPUs` from [`sum`](Self::sum) when only
+    /// [`add`](Self::add) is used; [`add_local`](Self::add_local) widens the bound.
+    #[inline]
+    pub fn read(&self) -> i64 {
+        // SAFETY: By the type invariants, the counter is initialised.
+        unsafe { bindings::percpu_counter_read(self.as_raw()) }
+    }
+
+    /// Like [`read`](Self::read), but returns zero instead of a negative value (C's
+    /// `percpu_counter_read_positive()`).
+    #[inline]
+    pub fn read_positive(&self) -> i64 {
+        // SAFETY: By the type invariants, the counter is initialised.
+        unsafe { bindings::percpu_counter_read_positive(self.as_raw()) }
+    }
+
+    /// Returns the precise value, adding every CPU's delta under the counter's lock (C's
+    /// `percpu_counter_sum()`).
+    #[inline]
+    pub fn sum(&self) -> i64 {
+        // SAFETY: By the type invariants, the counter is initialised.
+        unsafe { bindings::percpu_counter_sum(self.as_raw()) }
+    }
+
+    /// Like [`sum`](Self::sum), but returns zero instead of a negative value (C's
+    /// `percpu_counter_sum_positive()`).
+    #[inline]
+    pub fn sum_positive(&self) -> i64 {
+        // SAFETY: By the type invariants, the counter is initialised.
+        unsafe { bindings::percpu_counter_sum_positive(self.as_raw()) }
+    }
+
+    /// Compares the counter with `rhs`, precisely, using the cheap [`read`](Self::read) when it
+    /// is far enough from `rhs` (C's `percpu_counter_compare()`).
+    #[inline]
+    pub fn compare(&self, rhs: i64) -> Ordering {
+        // SAFETY: By the type invariants, the counter is initialised.
+        unsafe { bindings::percpu_counter_compare(self.as_raw(), rhs) }.cmp(&0)
+    }
+
+    /// Like [`compare`](Self::compare) with an explicit `batch` (C's
+    /// `__percpu_counter_compare()`).
+    #[inline]
+    pub fn compare_batch(&self, rhs: i64, batch: i32) -> Ordering {
+        // SAFETY: By the type invariants, the counter is initialised.
+        unsafe { bindings::__percpu_counter_compare(self.as_raw(), rhs, batch) }.cmp(&0)
+    }
+
+    /// Sets the counter to `amount`, clearing every CPU's delta (C's `percpu_counter_set()`).
+    ///
+    /// Updates running concurrently on other CPUs may be lost, as in C.
+    #[inline]
+    pub fn set(&self, amount: i64) {
+        // SAFETY: By the type invariants, the counter is initialised.
+        unsafe { bindings::percpu_counter_set(self.as_raw(), amount) }
+    }
+
+    /// Adds `amount` only if the result stays at or below `limit` (for a positive `amount`) or
+    /// at or above it (for a negative one); returns whether it was added (C's
+    /// `percpu_counter_limited_add()`).
+    ///
+    /// Not inlined: the C function behind it is not exported to modules, so modules call this
+    /// wrapper in the kernel crate.
+    #[inline(never)]
+    pub fn limited_add(&self, limit: i64, amount: i64) -> bool {
+        // SAFETY: By the type invariants, the counter is initialised.
+        unsafe { bindings::percpu_counter_limited_add(self.as_raw(), limit, amount) }
+    }
+
+    /// Folds the current CPU's delta into the count (C's `percpu_counter_sync()`).
+    #[inline]
+    pub fn sync(&self) {
+        // SAFETY: By the type invariants, the counter is initialised.
+        unsafe { bindings::percpu_counter_sync(self.as_raw()) }
+    }
+
+    /// Returns the default batch (C's `percpu_counter_batch`).
+    #[inline]
+    pub fn default_batch() -> i32 {
+        // SAFETY: `percpu_counter_batch` is an `int` that the kernel updates on CPU hotplug; a
+        // racy read gives the old or the new batch, both valid.
+        unsafe { core::ptr::addr_of!(bindings::percpu_counter_batch).read_volatile() }
+    }
+}
+
+#[pinned_drop]
+impl PinnedDrop for PercpuCounter {
+    fn drop(self: Pin<&mut Self>) {
+        // SAFETY: By the type invariants, the counter is initialised and is destroyed only here.
+        // Destruction does not sleep.
+        unsafe { bindings::percpu_counter_destroy_many(self.as_raw(), 1) };
+    }
+}
+
+/// `N` counters in one per-CPU allocation (C's `percpu_counter_init_many()`).
+///
+/// Index it to reach each [`PercpuCounter`].
+///
+/// # Invariants
+///
+/// `inner` was initialised by `__percpu_counter_init_many()` with `N` counters, stays pinned, and
+/// is destroyed only by `PinnedDrop` (with `percpu_counter_destroy_many()`).
+#[pin_data(PinnedDrop)]
+pub struct PercpuCounters<const N: usize> {
+    #[pin]
+    inner: Opaque<[bindings::percpu_counter; N]>,
+}
+
+// SAFETY: See `PercpuCounter`.
+unsafe impl<const N: usize> Send for PercpuCounters<N> {}
+
+// SAFETY: See `PercpuCounter`.
+unsafe impl<const N: usize> Sync for PercpuCounters<N> {}
+
+impl<const N: usize> PercpuCounters<N> {
+    /// Creates `N` counters with the value `value`. Use [`new_percpu_counters!`] for a lock class
+    /// per call site.
+    ///
+    /// Returns [`EINVAL`] if `N` is zero or does not fit the C interface.
+    pub fn new(
+        value: i64,
+        flags: Flags,
+        key: Pin<&'static LockClassKey>,
+    ) -> impl PinInit<Self, Error> {
+        try_pin_init!(Self {
+            // INVARIANT: On success the C initialiser created `N` valid counters, which stay
+            // pinned until `PinnedDrop` runs.
+            inner <- Opaque::try_ffi_init(move |ptr: *mut [bindings::percpu_counter; N]| {
+                let n = u32::try_from(N).map_err(|_| EINVAL)?;
+                if n == 0 {
+                    return Err(EINVAL);
+                }
+                might_alloc(flags);
+                // SAFETY: `ptr` is valid uninitialised memory for `N` counters; `key` is static.
+                to_result(unsafe {
+                    bindings::__percpu_counter_init_many(
+                        ptr.cast(),
+                        value,
+                        flags.as_raw(),
+                        n,
+                        key.as_ptr(),
+                    )
+                })
+            }),
+        })
+    }
+
+    /// Returns the counters as a slice.
+    pub fn as_slice(&self) -> &[PercpuCounter] {
+        // CAST: `PercpuCounter` is a transparent wrapper of `Opaque<percpu_counter>`, which has
+        // the layout of `percpu_counter`.
+        // SAFETY: By the type invariants the `N` counters are initialised and live as long as
+        // `self`; they are destroyed by `Self`, which is why `&PercpuCounter` (never an owned
+        // one) is handed out.
+        unsafe { core::slice::from_raw_parts(self.inner.get().cast::<PercpuCounter>(), N) }
+    }
+}
+
+impl<const N: usize> core::ops::Deref for PercpuCounters<N> {
+    type Target = [PercpuCounter];
+
+    fn deref(&self) -> &[PercpuCounter] {
+        self.as_slice()
+    }
+}
+
+#[pinned_drop]
+impl<const N: usize> PinnedDrop for PercpuCounters<N> {
+    fn drop(self: Pin<&mut Self>) {
+        // SAFETY: By the type invariants, the `N` counters are initialised and are destroyed only
+        // here; `N` fits `u32` since initialisation succeeded.
+        unsafe { bindings::percpu_counter_destroy_many(self.inner.get().cast(), N as u32) };
+    }
+}
+
+#[cfg(CONFIG_RUST_PERCPU_KUNIT_TEST)]
+#[kunit_tests(rust_kernel_percpu_counter)]
+mod tests {
+    use super::*;
+    use crate::alloc::flags::GFP_KERNEL;
+    use crate::percpu::{on_each_cpu, online_cpus};
+    use crate::{new_percpu_counter, new_percpu_counters};
+    use core::cmp::Ordering::{Equal, Greater, Less};
+
+    #[test]
+    fn basic_operations() -> Result {
+        let c = KBox::pin_init(new_percpu_counter!(100, GFP_KERNEL), GFP_KERNEL)?;
+        c.add(10);
+        c.sub(5);
+        c.inc();
+        c.dec();
+        c.add_batch(3, 1);
+        c.add_local(7);
+        c.sub_local(2);
+        let s1 = c.sum();
+        c.sync();
+        c.set(-5);
+        let (r, rp, s, sp) = (c.read(), c.read_positive(), c.sum(), c.sum_positive());
+        assert_eq!(s1, 113);
+        assert_eq!((r, rp, s, sp), (-5, 0, -5, 0));
+        assert!(PercpuCounter::default_batch() >= 32);
+        Ok(())
+    }
+
+    #[test]
+    fn compare_at_and_around_boundary() -> Result {
+        let c = KBox::pin_init(new_percpu_counter!(0, GFP_KERNEL), GFP_KERNEL)?;
+        // Local deltas below the batch: `read()` lags, `compare()` must still be exact.
+        for _ in 0..20 {
+            c.inc();
+        }
+        let r = [c.compare(19), c.compare(20), c.compare(21), c.compare(-1000), c.compare(1000)];
+        let b = [c.compare_batch(20, 1), c.compare_batch(21, 1000), c.compare_batch(19, 0)];
+        assert!(r == [Greater, Equal, Less, Greater, Less]);
+        assert!(b == [Equal, Less, Greater]);
+        Ok(())
+    }
+
+    #[test]
+    fn limited_add_both_directions() -> Result {
+        let c = KBox::pin_init(new_percpu_counter!(0, GFP_KERNEL), GFP_KERNEL)?;
+        let up = [c.limited_add(10, 10), c.limited_add(10, 1), c.limited_add(10, 0)];
+        let s_up = c.sum();
+        let down = [c.limited_add(0, -10), c.limited_add(0, -1), c.limited_add(5, -6)];
+        let s_down = c.sum();
+        assert!(up == [true, false, true]);
+        assert_eq!(s_up, 10);
+        assert!(down == [true, false, false]);
+        assert_eq!(s_down, 0);
+        Ok(())
+    }
+
+    #[test]
+    fn concurrent_adds_and_read_bound() -> Result {
+        const ADDS: i64 = 10_000;
+        let c = KBox::pin_init(new_percpu_counter!(0, GFP_KERNEL), GFP_KERNEL)?;
+        on_each_cpu(&|| {
+            for _ in 0..ADDS {
+                c.add(1);
+            }
+        });
+        let cpus = online_cpus().count() as i64;
+        let (read, sum) = (c.read(), c.sum());
+        let bound = i64::from(PercpuCounter::default_batch()) * cpus;
+        assert_eq!(sum, ADDS * cpus);
+        assert!((sum - read).abs() <= bound, "read() off by more than batch x CPUs");
+        Ok(())
+    }
+
+    #[test]
+    fn init_many_destroy_many() -> Result {
+        let c = KBox::pin_init(new_percpu_counters!(5, GFP_KERNEL), GFP_KERNEL)?;
+        let c: &PercpuCounters<4> = &c;
+        for (i, k) in c.iter().enumerate() {
+            k.add(i as i64);
+        }
+        let mut sums = [0i64; 4];
+        for (s, k) in sums.iter_mut().zip(c.iter()) {
+            *s = k.sum();
+        }
+        assert_eq!(c.len(), 4);
+        assert!(sums == [5, 6, 7, 8]);
+        Ok(())
+    }
+
+    #[test]
+    fn zero_counters_rejected() {
+        let r = KBox::pin_init(new_percpu_counters!(0, GFP_KERNEL), GFP_KERNEL)
+            .map(|c: Pin<KBox<PercpuCounters<0>>>| c.len());
+        assert!(r.err() == Some(EINVAL));
+    }
+}

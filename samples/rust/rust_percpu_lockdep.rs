@@ -1,0 +1,241 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! Lockdep selftests for the Rust per-CPU, memalloc scope and irqsave APIs.
+//!
+//! `scenario=0` (default) runs every scenario written with the safe API: lockdep must stay
+//! silent. `scenario=N` (1-5) writes scenario N the unsafe, C way, and lockdep must report it.
+//! Lockdep reports only the first problem of a boot, so each of 1-5 needs a boot of its own.
+//!
+//! 1. Seed 000: a `GFP_KERNEL` per-CPU counter init under a mutex that filesystem reclaim also
+//!    takes (circular dependency with `fs_reclaim`). Safe: inside a `NoFs` scope.
+//! 2. Seed 001: `spin_unlock_irq()` inside an irqsave region of a lock used from hard interrupts
+//!    (inconsistent lock state). Safe: `WbLockCookie`.
+//! 3. Seed 002: a `GFP_KERNEL` per-CPU allocation on an atomic submission path (sleeping
+//!    function called from invalid context). Safe: `GFP_NOWAIT` and `DeferredPerCpuNum`.
+//! 4. Seed 004: a `GFP_KERNEL` allocation from the I/O path that serves reclaim (recursive
+//!    `fs_reclaim`). Safe: inside a `NoIo` scope.
+//! 5. Two irqsave regions ended out of order, the inner lock used from hard interrupts
+//!    (inconsistent lock state). Safe: the inner lock borrows the outer guard.
+//!
+//! Scenarios 1-5 call the C functions directly on purpose, to reproduce the bugs.
+
+use core::pin::Pin;
+use kernel::{
+    alloc::memalloc::{self, NoFs, NoIo},
+    bindings,
+    c_str,
+    interrupt::irqs_disabled,
+    new_mutex, new_percpu_counter, new_spinlock, new_spinlock_irq,
+    percpu::{on_each_cpu, DeferredPerCpuNum, PerCpuNum},
+    prelude::*,
+    static_lock_class,
+    sync::{new_spinlock_irqsave, Arc, Mutex, WbLockCookie},
+    types::Opaque,
+};
+
+module! {
+    type: RustPercpuLockdep,
+    name: "rust_percpu_lockdep",
+    authors: ["Rust for Linux Contributors"],
+    description: "Lockdep selftests for Rust per-CPU, memalloc and irqsave APIs",
+    license: "GPL",
+    params: {
+        scenario: u32 {
+            default: 0,
+            description: "0: all scenarios with the safe API; 1-5: provoke one lockdep report",
+        },
+    },
+}
+
+struct RustPercpuLockdep;
+
+/// Makes `fs_reclaim -> lock` known to lockdep: what filesystem reclaim does when it takes
+/// a filesystem lock, without needing memory pressure.
+fn prime_reclaim_takes(lock: &Mutex<()>) {
+    // SAFETY: Balanced with the release below; only lockdep state is affected.
+    unsafe { bindings::fs_reclaim_acquire(bindings::GFP_KERNEL) };
+    drop(lock.lock());
+    // SAFETY: Balances the acquire above.
+    unsafe { bindings::fs_reclaim_release(bindings::GFP_KERNEL) };
+}
+
+fn seed000(safe: bool) -> Result {
+    let fs_lock = KBox::pin_init(new_mutex!((), "lockdep_seed000_fs_lock"), GFP_KERNEL)?;
+    prime_reclaim_takes(&fs_lock);
+    let _g = fs_lock.lock();
+    if safe {
+        // Reclaim takes `fs_lock`: it must not re-enter the filesystem while we hold it.
+        let c = memalloc::scope::<NoFs, _>(|| {
+            KBox::pin_init(new_percpu_counter!(0, GFP_KERNEL), GFP_KERNEL)
+        })?;
+        c.inc();
+    } else {
+        // Only a per-CPU allocation (no kmalloc): the report comes from its annotation.
+        PerCpuNum::<u64>::new(GFP_KERNEL)?.inc();
+    }
+    Ok(())
+}
+
+/// A raw `spinlock_t`, used the C way.
+struct RawLock(Pin<KBox<Opaque<bindings::spinlock_t>>>);
+
+// SAFETY: A `spinlock_t` is meant to be shared between CPUs.
+unsafe impl Sync for RawLock {}
+
+impl RawLock {
+    fn new(name: &'static CStr, key: Pin<&'static kernel::sync::LockClassKey>) -> Result<Self> {
+        let l = KBox::pin_init(Opaque::<bindings::spinlock_t>::uninit(), GFP_KERNEL)?;
+        // SAFETY: `l` is valid memory for a spinlock; `name` and `key` are static.
+        unsafe { bindings::__spin_lock_init(l.get(), name.as_char_ptr(), key.as_ptr()) };
+        Ok(Self(l))
+    }
+
+    fn ptr(&self) -> *mut bindings::spinlock_t {
+        self.0.get()
+    }
+
+    /// Takes and releases the lock from hard interrupt context on the other CPUs.
+    fn use_in_hardirq(&self) {
+        on_each_cpu(&|| {
+            // SAFETY: The lock is initialised; balanced lock and unlock.
+            unsafe {
+                bindings::spin_lock(self.ptr());
+                bindings::spin_unlock(self.ptr());
+            }
+        });
+    }
+}
+
+fn seed001(safe: bool) -> Result {
+    if safe {
+        let outer = KBox::pin_init(new_spinlock_irqsave!(0u32, "lockdep_seed001_safe_outer"), GFP_KERNEL)?;
+        let wb = KBox::pin_init(new_spinlock_irqsave!(0u32, "lockdep_seed001_safe_wb"), GFP_KERNEL)?;
+        on_each_cpu(&|| *outer.lock() += 1);
+        let o = outer.lock();
+        let cookie = WbLockCookie::begin(&wb, || true);
+        cookie.end();
+        let still_disabled = irqs_disabled();
+        drop(o);
+        if !still_disabled {
+            pr_err!("seed001: interrupts enabled inside the outer irqsave region\n");
+            return Err(EINVAL);
+        }
+        return Ok(());
+    }
+    let outer = RawLock::new(c_str!("lockdep_seed001_outer"), static_lock_class!())?;
+    let wb = RawLock::new(c_str!("lockdep_seed001_wb"), static_lock_class!())?;
+    outer.use_in_hardirq();
+    // SAFETY: Both locks are initialised; this is the buggy C sequence of seed 001.
+    unsafe {
+        let flags = bindings::spin_lock_irqsave(outer.ptr());
+        bindings::spin_lock_irq(wb.ptr());
+        bindings::spin_unlock_irq(wb.ptr()); // Enables interrupts with `outer` held.
+        bindings::spin_unlock_irqrestore(outer.ptr(), flags);
+    }
+    Ok(())
+}
+
+fn seed002(safe: bool) -> Result {
+    let queue = KBox::pin_init(new_spinlock!(0u32, "lockdep_seed002_queue"), GFP_KERNEL)?;
+    let deferred = Arc::pin_init(DeferredPerCpuNum::<u64>::new(), GFP_KERNEL)?;
+    let g = queue.lock();
+    if safe {
+        // Submission path: allocate without sleeping, or let a worker do it.
+        let stats = PerCpuNum::<u64>::new(GFP_NOWAIT);
+        let _ = deferred.as_arc_borrow().add(1);
+        drop(g);
+        drop(stats);
+    } else {
+        let stats = PerCpuNum::<u64>::new(GFP_KERNEL);
+        drop(g);
+        drop(stats);
+    }
+    Ok(())
+}
+
+fn seed004(safe: bool) -> Result {
+    let dev_lock = KBox::pin_init(new_mutex!((), "lockdep_seed004_loop_lock"), GFP_KERNEL)?;
+    // This task is the I/O path that reclaim waits on (a loop worker writing pages back).
+    // SAFETY: Balanced with the release below; only lockdep state is affected.
+    unsafe { bindings::fs_reclaim_acquire(bindings::GFP_KERNEL) };
+    let r = (|| -> Result {
+        let _g = dev_lock.lock();
+        if safe {
+            // Reclaim waits for this I/O: allocations here must not start more I/O.
+            memalloc::scope::<NoIo, _>(|| {
+                KBox::pin_init(new_percpu_counter!(0, GFP_KERNEL), GFP_KERNEL)?.inc();
+                PerCpuNum::<u64>::new(GFP_KERNEL)?.inc();
+                Ok(())
+            })
+        } else {
+            PerCpuNum::<u64>::new(GFP_KERNEL)?.inc();
+            Ok(())
+        }
+    })();
+    // SAFETY: Balances the acquire above.
+    unsafe { bindings::fs_reclaim_release(bindings::GFP_KERNEL) };
+    r
+}
+
+fn irqsave_order(safe: bool) -> Result {
+    if safe {
+        let a = KBox::pin_init(new_spinlock_irqsave!(0u32, "lockdep_order_safe_a"), GFP_KERNEL)?;
+        let b = KBox::pin_init(new_spinlock_irq!(0u32, "lockdep_order_safe_b"), GFP_KERNEL)?;
+        on_each_cpu(&|| {
+            *a.lock() += 1;
+            *b.lock() += 1;
+        });
+        let ga = a.lock();
+        let gb = b.lock_with(ga.irq_disabled());
+        // `drop(ga)` here would not compile: `gb` borrows `ga`.
+        drop(gb);
+        drop(ga);
+        return Ok(());
+    }
+    let a = RawLock::new(c_str!("lockdep_order_a"), static_lock_class!())?;
+    let b = RawLock::new(c_str!("lockdep_order_b"), static_lock_class!())?;
+    let fix = RawLock::new(c_str!("lockdep_order_fixup"), static_lock_class!())?;
+    a.use_in_hardirq();
+    b.use_in_hardirq();
+    // SAFETY: All locks are initialised; this is the buggy out-of-order release.
+    unsafe {
+        let fa = bindings::spin_lock_irqsave(a.ptr());
+        let fb = bindings::spin_lock_irqsave(b.ptr());
+        bindings::spin_unlock_irqrestore(a.ptr(), fa); // Enables interrupts with `b` held.
+        bindings::spin_unlock_irqrestore(b.ptr(), fb); // Disables them again.
+        // Leave with interrupts enabled, as on entry.
+        bindings::spin_lock_irq(fix.ptr());
+        bindings::spin_unlock_irq(fix.ptr());
+    }
+    Ok(())
+}
+
+const SCENARIOS: [(&str, fn(bool) -> Result); 5] = [
+    ("seed000_reclaim_cycle", seed000),
+    ("seed001_irq_reenabled", seed001),
+    ("seed002_atomic_alloc", seed002),
+    ("seed004_io_reclaim_recursion", seed004),
+    ("irqsave_out_of_order", irqsave_order),
+];
+
+impl kernel::Module for RustPercpuLockdep {
+    fn init(_module: &'static ThisModule) -> Result<Self> {
+        let n = *module_parameters::scenario.value();
+        if n as usize > SCENARIOS.len() {
+            pr_err!("invalid scenario={}: must be within 0..={}\n", n, SCENARIOS.len());
+            return Err(EINVAL);
+        }
+        if n == 0 {
+            for (name, f) in SCENARIOS {
+                f(true)?;
+                pr_info!("safe {}: done\n", name);
+            }
+            pr_info!("all safe scenarios done\n");
+        } else if let Some((name, f)) = SCENARIOS.get(n as usize - 1) {
+            pr_info!("provoking {}\n", name);
+            f(false)?;
+            pr_info!("provoked {}\n", name);
+        }
+        Ok(RustPercpuLockdep)
+    }
+}
