@@ -21,7 +21,8 @@ if [ "$(cat "$S/.pristine" 2>/dev/null)" != "$PR" ]; then
 fi
 
 stage=$(mktemp -d)
-trap 'rm -rf "$stage"' EXIT
+manifest=$(mktemp)
+trap 'rm -rf "$stage" "$manifest"' EXIT
 
 # Existing upstream files: pristine copy + patches, applied in order.
 for p in "$TOP"/patches/*.patch; do
@@ -44,7 +45,7 @@ while read -r f; do
 	cp "$TOP/$f" "$stage/$f"
 done
 
-(cd "$stage" && find . -type f | sed 's|^\./||' | sort) >"$stage/.manifest"
+(cd "$stage" && find . -type f | sed 's|^\./||' | sort) >"$manifest"
 changed=0
 while read -r f; do
 	if ! cmp -s "$stage/$f" "$S/$f"; then
@@ -52,10 +53,10 @@ while read -r f; do
 		cp --remove-destination "$stage/$f" "$S/$f"
 		changed=$((changed + 1))
 	fi
-done <"$stage/.manifest"
+done <"$manifest"
 # Files overlaid last time but not now: back to pristine (or gone).
-comm -23 "$S/.overlay-manifest" "$stage/.manifest" | while read -r f; do
+comm -23 "$S/.overlay-manifest" "$manifest" | while read -r f; do
 	if [ -f "$PR/$f" ]; then cp --remove-destination "$PR/$f" "$S/$f"; else rm -f "$S/$f"; fi
 done
-cp "$stage/.manifest" "$S/.overlay-manifest"
+cp "$manifest" "$S/.overlay-manifest"
 say "overlay: $(wc -l <"$S/.overlay-manifest") files, $changed updated"

@@ -1,0 +1,27 @@
+# SPDX-License-Identifier: GPL-2.0
+# Entry points; see README.md.
+
+.PHONY: run check build setup source shell clean-build
+
+run:
+	@scripts/run.sh
+
+check:
+	@scripts/check.sh
+
+build:
+	@scripts/setup.sh && scripts/build.sh
+
+setup:
+	@scripts/setup.sh
+
+source:
+	@scripts/fetch-source.sh
+
+# Boot the test kernel with an interactive shell (for debugging; needs a terminal).
+shell:
+	@. scripts/lib.sh && vng -r "$$B/arch/x86/boot/bzImage" --disable-kvm --force-9p \
+		--cpus 2 --memory 2G --append root=/dev/root
+
+clean-build:
+	@. scripts/lib.sh && rm -rf "$$B" "$$S"

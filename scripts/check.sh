@@ -1,0 +1,114 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: GPL-2.0
+# make check: build, then boot once clean (KUnit suites, doctests, sample, safe selftests) and
+# once per must-detect scenario; a lockdep verdict per boot. Ends with "N passed, N failed".
+#   BOOTS="clean detect-1 ..."   run only these boots (default: all)
+#   NOBUILD=1                    reuse the existing build
+
+. "$(dirname "$0")/lib.sh"
+. "$TOP/scripts/vm.sh"
+
+[ -n "${NOBUILD:-}" ] || { "$TOP/scripts/setup.sh"; "$TOP/scripts/build.sh"; }
+[ -f "$B/arch/x86/boot/bzImage" ] || die "no kernel in $B"
+mkdir -p "$ART"
+
+# Must-detect scenarios: boot name, report strings (all must appear), lock class of the scenario.
+declare -A EXPECT=(
+	[detect-1]='possible circular locking dependency|fs_reclaim|lockdep_seed000_fs_lock'
+	[detect-2]='inconsistent lock state|IN-HARDIRQ-W|lockdep_seed001_outer'
+	[detect-3]='sleeping function called from invalid context|lockdep_seed002_queue'
+	[detect-4]='possible recursive locking detected|fs_reclaim|lockdep_seed004_loop_lock'
+	[detect-5]='inconsistent lock state|IN-HARDIRQ-W|lockdep_order_b'
+)
+declare -A NAME=(
+	[detect-1]=detect_seed000_reclaim_cycle
+	[detect-2]=detect_seed001_irq_reenabled
+	[detect-3]=detect_seed002_atomic_alloc
+	[detect-4]=detect_seed004_io_reclaim_recursion
+	[detect-5]=detect_irqsave_out_of_order
+)
+BAD_RE='possible circular locking dependency|inconsistent lock state|irq lock inversion|-safe -> .*-unsafe lock order|possible recursive locking|Invalid wait context|bad unlock balance|held lock freed|still has locks held|non-static key|DEBUG_LOCKS_WARN_ON|turning off the locking correctness validator|sleeping function called from invalid context|scheduling while atomic|in preemptible \[|called with IRQs enabled|cut here|Kernel panic|Oops|BUG: |ODEBUG'
+
+BOOTS=${BOOTS:-clean detect-1 detect-2 detect-3 detect-4 detect-5}
+pass=0 fail=0
+rows=()
+record() { # suite case pass|fail [detail]
+	rows+=("$(printf '%-28s %-44s %s %s' "$1" "$2" "$3" "${4:-}")")
+	if [ "$3" = pass ]; then pass=$((pass + 1)); else fail=$((fail + 1)); fi
+}
+
+if "$TOP/scripts/disasm-check.sh" >"$ART/disasm.txt" 2>&1; then
+	record disasm percpu_add_is_one_gs_instruction pass
+else
+	record disasm percpu_add_is_one_gs_instruction fail "see results/disasm.txt"
+fi
+cat "$ART/disasm.txt"
+
+boot_ok() { # dir: did the guest script run to the end?
+	[ "$(cat "$1/rc" 2>/dev/null)" = 0 ] && [ -s "$1/dmesg" ]
+}
+
+for boot in $BOOTS; do
+	vm "$boot"
+	dir=$ART/$boot
+	if ! boot_ok "$dir"; then
+		record "$boot" boot fail "exit $(cat "$dir/rc"), see $dir/console"
+		continue
+	fi
+	if [ "$boot" = clean ]; then
+		n=0
+		for k in "$dir"/ktap/*.ktap; do
+			[ -e "$k" ] || continue
+			s=$(basename "$k" .ktap)
+			python3 "$S/tools/testing/kunit/kunit.py" parse --json="$dir/ktap/$s.json" \
+				"$k" >"$dir/ktap/$s.parse" 2>&1 || true
+			if [ ! -s "$dir/ktap/$s.json" ]; then
+				record "$s" parse fail "kunit.py parse failed"
+				continue
+			fi
+			while read -r st c; do
+				n=$((n + 1))
+				record "$s" "$c" "$st"
+			done < <(python3 - "$dir/ktap/$s.json" <<'PY'
+import json, sys
+d = json.load(open(sys.argv[1]))
+def walk(t):
+    sub = t.get("sub_groups") or []
+    for g in sub:
+        yield from walk(g)
+    for c in t.get("test_cases") or []:
+        st = c.get("status")
+        yield ("pass" if st in ("PASS", "SKIP") else "fail", c.get("name"))
+for st, name in walk(d):
+    print(st, name)
+PY
+)
+		done
+		[ "$n" -gt 0 ] || record kunit "any test case" fail "no KUnit results"
+		while read -r c st; do record selftest "$c" "$st"; done <"$dir/cases"
+		hits=$(grep -E "$BAD_RE" "$dir/dmesg" | head -3)
+		if [ -n "$hits" ]; then
+			record lockdep clean_boot_no_reports fail "$(echo "$hits" | head -1)"
+		else
+			record lockdep clean_boot_no_reports pass
+		fi
+		if grep -Eq '^ *debug_locks: +1$' "$dir/lockdep_stats"; then
+			record lockdep clean_boot_debug_locks_1 pass
+		else
+			record lockdep clean_boot_debug_locks_1 fail "$(cat "$dir/lockdep_stats")"
+		fi
+	else
+		ok=pass missing=
+		IFS='|' read -ra want <<<"${EXPECT[$boot]}"
+		for w in "${want[@]}"; do
+			grep -q -- "$w" "$dir/dmesg" || { ok=fail; missing+="'$w' "; }
+		done
+		record lockdep "${NAME[$boot]}" $ok "${missing:+missing $missing}"
+	fi
+done
+
+printf '\n%-28s %-44s %s\n' SUITE CASE RESULT
+printf '%s\n' "${rows[@]}"
+echo
+echo "$pass passed, $fail failed"
+[ "$fail" = 0 ] && [ "$pass" -gt 0 ]

@@ -1,0 +1,22 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: GPL-2.0
+# Instruction-level check: PerCpuNum::<u64>::add in a module must compile to one
+# `add %reg, %gs:(...)` (plus the load of the per-CPU pointer) and no call.
+. "$(dirname "$0")/lib.sh"
+obj=$B/samples/rust/rust_percpu_lockdep.o
+sym=rust_percpu_lockdep_add_u64
+[ -f "$obj" ] || die "$obj not built"
+dis=$(llvm-objdump-19 -d --no-show-raw-insn --no-leading-addr --disassemble-symbols=$sym "$obj" |
+	sed -n "/<$sym>:/,/^\$/p" | grep -vE "<$sym>:|^\$")
+echo "$dis" | sed 's/^/    /'
+body=$(echo "$dis" | grep -vE '^\s*(endbr64|nop|int3|ret|jmp\s.*__x86_return_thunk)' |
+	grep -vE '^\s*$' || true)
+n=$(echo "$body" | grep -c . || true)
+gsadd=$(echo "$body" | grep -cE '^\s*(add|inc)[bwlq]?\s.*%gs:' || true)
+calls=$(echo "$dis" | grep -cE '^\s*call' || true)
+if [ "$gsadd" = 1 ] && [ "$calls" = 0 ] && [ "$n" -le 2 ]; then
+	echo "disasm: PASS ($n instructions, one %gs: add, no call)"
+else
+	echo "disasm: FAIL ($n instructions, $gsadd %gs: adds, $calls calls)"
+	exit 1
+fi

@@ -1,0 +1,64 @@
+#!/bin/bash
+# SPDX-License-Identifier: GPL-2.0
+# Runs inside the test VM (as root; the host's file system is visible read-only).
+#   guest.sh BOOT OUTDIR MODDIR
+# BOOT: clean | detect-N | run
+set -u
+boot=$1 out=$2 mods=$3
+mkdir -p "$out"
+mountpoint -q /sys/kernel/debug || mount -t debugfs none /sys/kernel/debug
+sample=$mods/samples/rust/rust_percpu.ko
+selftest=$mods/samples/rust/rust_percpu_lockdep.ko
+log() { echo "guest: $*"; echo "guest: $*" >/dev/kmsg; }
+res() { echo "$1 $2" >>"$out/cases"; }  # NAME pass|fail
+: >"$out/cases"
+
+case $boot in
+clean)
+	# Built-in suites and doctests ran at boot; keep every KTAP document.
+	mkdir -p "$out/ktap"
+	for d in /sys/kernel/debug/kunit/*/; do
+		s=$(basename "$d")
+		cp "$d/results" "$out/ktap/$s.ktap"
+	done
+	ok=pass
+	for i in 1 2 3 4 5; do
+		insmod "$sample" ops=$((200 * i)) || ok=fail
+		grep -q '^rust_percpu ' /proc/modules || ok=fail
+		rmmod rust_percpu || ok=fail
+	done
+	res sample_load_unload_x5 $ok
+	ok=pass
+	for bad in ops=0 ops=1000001 op_bytes=0 inflight_limit=-1; do
+		if insmod "$sample" $bad 2>/dev/null; then ok=fail; rmmod rust_percpu; fi
+	done
+	grep -q '^rust_percpu ' /proc/modules && ok=fail
+	dmesg | grep -q 'invalid ops=0: must be within 1..=1000000' || ok=fail
+	res sample_rejects_bad_params $ok
+	if insmod "$selftest" scenario=6 2>/dev/null; then res selftest_rejects_bad_param fail; rmmod rust_percpu_lockdep
+	else res selftest_rejects_bad_param pass; fi
+	if insmod "$selftest" && dmesg | grep -q 'all safe scenarios done'; then
+		res safe_scenarios pass
+	else
+		res safe_scenarios fail
+	fi
+	rmmod rust_percpu_lockdep 2>/dev/null
+	;;
+detect-*)
+	n=${boot#detect-}
+	insmod "$selftest" scenario="$n"
+	echo "insmod=$?" >"$out/insmod"
+	sleep 1
+	;;
+run)
+	log "insmod rust_percpu.ko"
+	insmod "$sample" && dmesg | grep -E 'rust_percpu' | sed 's/^/  /'
+	log "rmmod rust_percpu"
+	rmmod rust_percpu && dmesg | grep -E 'rust_percpu.*exit' | sed 's/^/  /'
+	;;
+esac
+grep -E '^ *debug_locks:' /proc/lockdep_stats >"$out/lockdep_stats" 2>/dev/null
+dmesg >"$out/dmesg"
+[ "$boot" = run ] && { echo "lockdep: $(cat "$out/lockdep_stats")"; }
+sync
+exit 0
