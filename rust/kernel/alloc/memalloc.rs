@@ -297,7 +297,7 @@ pub fn scope<K: ScopeKind, R>(f: impl FnOnce() -> R) -> R {
 }
 
 #[cfg(CONFIG_RUST_MEMALLOC_KUNIT_TEST)]
-#[kunit_tests(rust_kernel_memalloc)]
+#[macros::kunit_tests(rust_kernel_memalloc)]
 mod tests {
     use super::*;
     use crate::alloc::flags::*;

@@ -60,11 +60,13 @@ pub use new_percpu_counter;
 /// use kernel::new_percpu_counters;
 /// use kernel::percpu::PercpuCounters;
 ///
-/// let c = KBox::pin_init(new_percpu_counters!(0, GFP_KERNEL), GFP_KERNEL)?;
-/// let c: &PercpuCounters<3> = &c;
-/// c[0].inc();
-/// c[2].add(7);
-/// assert_eq!((c[0].sum(), c[1].sum(), c[2].sum()), (1, 0, 7));
+/// let c: Pin<KBox<PercpuCounters<3>>> =
+///     KBox::pin_init(new_percpu_counters!(0, GFP_KERNEL), GFP_KERNEL)?;
+/// let (reads, bytes) = (c.get(0).ok_or(EINVAL)?, c.get(2).ok_or(EINVAL)?);
+/// reads.inc();
+/// bytes.add(7);
+/// let sums: [i64; 3] = core::array::from_fn(|i| c.get(i).map_or(-1, PercpuCounter::sum));
+/// assert_eq!(sums, [1, 0, 7]);
 /// # Ok::<(), Error>(())
 /// ```
 #[macro_export]
@@ -359,7 +361,7 @@ impl<const N: usize> PinnedDrop for PercpuCounters<N> {
 }
 
 #[cfg(CONFIG_RUST_PERCPU_KUNIT_TEST)]
-#[kunit_tests(rust_kernel_percpu_counter)]
+#[macros::kunit_tests(rust_kernel_percpu_counter)]
 mod tests {
     use super::*;
     use crate::alloc::flags::GFP_KERNEL;
@@ -434,8 +436,8 @@ mod tests {
 
     #[test]
     fn init_many_destroy_many() -> Result {
-        let c = KBox::pin_init(new_percpu_counters!(5, GFP_KERNEL), GFP_KERNEL)?;
-        let c: &PercpuCounters<4> = &c;
+        let c: Pin<KBox<PercpuCounters<4>>> =
+            KBox::pin_init(new_percpu_counters!(5, GFP_KERNEL), GFP_KERNEL)?;
         for (i, k) in c.iter().enumerate() {
             k.add(i as i64);
         }

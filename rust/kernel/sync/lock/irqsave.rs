@@ -274,7 +274,7 @@ impl<'a, T: ?Sized> WbLockCookie<'a, T> {
 }
 
 #[cfg(CONFIG_RUST_IRQSAVE_KUNIT_TEST)]
-#[kunit_tests(rust_kernel_irqsave)]
+#[macros::kunit_tests(rust_kernel_irqsave)]
 mod tests {
     use crate::interrupt::{irqs_disabled, local_interrupt_disable};
     use crate::percpu::on_each_cpu;
