@@ -457,3 +457,51 @@ mod tests {
         assert!(r.err() == Some(EINVAL));
     }
 }
+
+#[cfg(all(CONFIG_RUST_PERCPU_KUNIT_TEST, CONFIG_HOTPLUG_CPU))]
+#[macros::kunit_tests(rust_kernel_percpu_counter_hotplug)]
+mod hotplug_tests {
+    use super::*;
+    use crate::alloc::flags::GFP_KERNEL;
+    use crate::cpu::{add_cpu, remove_cpu};
+    use crate::new_percpu_counter;
+    use crate::percpu::{on_each_cpu, online_cpus};
+
+    #[test]
+    fn offline_cpu_delta_is_folded() -> Result {
+        const ADDS: i64 = 1000;
+        let c = KBox::pin_init(new_percpu_counter!(0, GFP_KERNEL), GFP_KERNEL)?;
+        // The highest online CPU other than 0 goes offline.
+        let Some(victim) = online_cpus().filter(|&cpu| u32::from(cpu) != 0).last() else {
+            // Needs at least 2 CPUs.
+            return Ok(());
+        };
+        let before = online_cpus().count() as i64;
+        // Local deltas stay on each CPU (`add_local` has a huge batch).
+        on_each_cpu(&|| {
+            for _ in 0..ADDS {
+                c.add_local(1);
+            }
+        });
+        let removed = remove_cpu(victim);
+        // The remaining CPUs keep adding while the victim is offline.
+        on_each_cpu(&|| {
+            for _ in 0..ADDS {
+                c.add_local(1);
+            }
+        });
+        let offline_count = online_cpus().count() as i64;
+        // `sum()` visits online CPUs only: this is exact only if the victim's delta was folded.
+        let sum_offline = c.sum();
+        let added = add_cpu(victim);
+        on_each_cpu(&|| c.add_local(1));
+        let after = online_cpus().count() as i64;
+        let sum = c.sum();
+        assert!(removed.is_ok());
+        assert!(added.is_ok());
+        assert_eq!(offline_count, before - 1);
+        assert_eq!(sum_offline, ADDS * before + ADDS * offline_count);
+        assert_eq!(sum, ADDS * before + ADDS * offline_count + after);
+        Ok(())
+    }
+}
