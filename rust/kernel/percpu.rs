@@ -449,7 +449,7 @@ mod private {
 ///
 /// The `this_cpu_*` functions must perform the named per-CPU operation on a `Self` at a per-CPU
 /// address, atomically with respect to interrupts and preemption on the current CPU.
-pub unsafe trait PerCpuInt: Copy + Zeroable + Default + PartialEq + private::Sealed {
+pub unsafe trait PerCpuInt: Copy + Zeroable + Default + PartialEq + private::Sealed + 'static {
     /// The value one.
     const ONE: Self;
 
@@ -768,12 +768,12 @@ mod tests {
             drop(p);
             drop(c);
         }
-        // From hard interrupt context (IPI) or with interrupts off on the calling CPU.
+        // From interrupt context (an irq_work on every CPU; the first one drops it).
         let slot = KBox::pin_init(
             new_spinlock_irq!(Some(PerCpuNum::<u64>::new(GFP_KERNEL)?), "kunit_percpu_irq_slot"),
             GFP_KERNEL,
         )?;
-        on_each_cpu(&|| drop(slot.lock().take()));
+        crate::irq_work::run_on_each_cpu(&|| drop(slot.lock().take()))?;
         assert!(slot.lock().is_none());
         Ok(())
     }
@@ -795,13 +795,13 @@ mod tests {
     #[test]
     fn zero_sized_and_rejected_types() -> Result {
         #[repr(align(8192))]
-        struct OverAligned(u8);
+        struct OverAligned;
 
         let mut z = PerCpu::<()>::new(GFP_KERNEL, |_| ())?;
         let zl = z.local().is_some();
         z.for_each_mut(|_, _| {});
         let big = PerCpu::<[u8; MAX_SIZE + 1]>::new_zeroed(GFP_KERNEL).err();
-        let aligned = PerCpu::<OverAligned>::new(GFP_KERNEL, |_| OverAligned(0)).err();
+        let aligned = PerCpu::<OverAligned>::new(GFP_KERNEL, |_| OverAligned).err();
         let max = PerCpu::<[u8; 4096]>::new_zeroed(GFP_KERNEL).is_ok();
         assert!(zl);
         assert!(big == Some(E2BIG));
@@ -816,7 +816,7 @@ mod tests {
         let winners = Atomic::new(0i32);
         let errors = Atomic::new(0i32);
         // Every CPU races to publish, from interrupt context, so with GFP_NOWAIT.
-        on_each_cpu(&|| match d.populate(GFP_NOWAIT) {
+        crate::irq_work::run_on_each_cpu(&|| match d.populate(GFP_NOWAIT) {
             Ok(true) => {
                 winners.add(1, ordering::Relaxed);
             }
@@ -824,7 +824,7 @@ mod tests {
             Err(_) => {
                 errors.add(1, ordering::Relaxed);
             }
-        });
+        })?;
         let again = d.populate(GFP_KERNEL)?;
         let published = d.get().is_some();
         assert_eq!(errors.load(ordering::Relaxed), 0);

@@ -60,9 +60,11 @@ struct RustPercpu {
     stats: Pin<KBox<Stats>>,
 }
 
-fn param_in<T: PartialOrd + core::fmt::Display>(name: &str, v: T, lo: T, hi: T) -> Result<T> {
-    if v < lo || v > hi {
-        pr_err!("invalid {}={}: must be within {}..={}\n", name, v, lo, hi);
+/// Checks that a module parameter is within `lo..=hi`.
+fn param_in<T: Copy + Into<i64>>(name: &str, v: T, lo: i64, hi: i64) -> Result<T> {
+    let x: i64 = v.into();
+    if x < lo || x > hi {
+        pr_err!("invalid {}={}: must be within {}..={}\n", name, x, lo, hi);
         return Err(EINVAL);
     }
     Ok(v)
@@ -106,11 +108,11 @@ impl Stats {
 
 impl kernel::Module for RustPercpu {
     fn init(_module: &'static ThisModule) -> Result<Self> {
-        let ops = param_in("ops", *module_parameters::ops.value(), 1, 1_000_000)?;
-        let op_bytes = param_in("op_bytes", *module_parameters::op_bytes.value(), 1, 1 << 20)?;
+        let ops = param_in("ops", module_parameters::ops.value(), 1, 1_000_000)?;
+        let op_bytes = param_in("op_bytes", module_parameters::op_bytes.value(), 1, 1 << 20)?;
         let limit = param_in(
             "inflight_limit",
-            *module_parameters::inflight_limit.value(),
+            module_parameters::inflight_limit.value(),
             1,
             i64::MAX,
         )?;

@@ -26,7 +26,8 @@ use kernel::{
     c_str,
     interrupt::irqs_disabled,
     new_mutex, new_percpu_counter, new_spinlock, new_spinlock_irq,
-    percpu::{on_each_cpu, DeferredPerCpuNum, PerCpuNum},
+    irq_work,
+    percpu::{DeferredPerCpuNum, PerCpuNum},
     prelude::*,
     static_lock_class,
     sync::{new_spinlock_irqsave, Arc, Mutex, WbLockCookie},
@@ -94,15 +95,15 @@ impl RawLock {
         self.0.get()
     }
 
-    /// Takes and releases the lock from hard interrupt context on the other CPUs.
-    fn use_in_hardirq(&self) {
-        on_each_cpu(&|| {
+    /// Takes and releases the lock from interrupt context (an irq_work) on every CPU.
+    fn use_in_hardirq(&self) -> Result {
+        irq_work::run_on_each_cpu(&|| {
             // SAFETY: The lock is initialised; balanced lock and unlock.
             unsafe {
                 bindings::spin_lock(self.ptr());
                 bindings::spin_unlock(self.ptr());
             }
-        });
+        })
     }
 }
 
@@ -110,7 +111,7 @@ fn seed001(safe: bool) -> Result {
     if safe {
         let outer = KBox::pin_init(new_spinlock_irqsave!(0u32, "lockdep_seed001_safe_outer"), GFP_KERNEL)?;
         let wb = KBox::pin_init(new_spinlock_irqsave!(0u32, "lockdep_seed001_safe_wb"), GFP_KERNEL)?;
-        on_each_cpu(&|| *outer.lock() += 1);
+        irq_work::run_on_each_cpu(&|| *outer.lock() += 1)?;
         let o = outer.lock();
         let cookie = WbLockCookie::begin(&wb, || true);
         cookie.end();
@@ -124,7 +125,7 @@ fn seed001(safe: bool) -> Result {
     }
     let outer = RawLock::new(c_str!("lockdep_seed001_outer"), static_lock_class!())?;
     let wb = RawLock::new(c_str!("lockdep_seed001_wb"), static_lock_class!())?;
-    outer.use_in_hardirq();
+    outer.use_in_hardirq()?;
     // SAFETY: Both locks are initialised; this is the buggy C sequence of seed 001.
     unsafe {
         let flags = bindings::spin_lock_irqsave(outer.ptr());
@@ -184,10 +185,10 @@ fn irqsave_order(safe: bool) -> Result {
     if safe {
         let a = KBox::pin_init(new_spinlock_irqsave!(0u32, "lockdep_order_safe_a"), GFP_KERNEL)?;
         let b = KBox::pin_init(new_spinlock_irq!(0u32, "lockdep_order_safe_b"), GFP_KERNEL)?;
-        on_each_cpu(&|| {
+        irq_work::run_on_each_cpu(&|| {
             *a.lock() += 1;
             *b.lock() += 1;
-        });
+        })?;
         let ga = a.lock();
         let gb = b.lock_with(ga.irq_disabled());
         // `drop(ga)` here would not compile: `gb` borrows `ga`.
@@ -198,8 +199,8 @@ fn irqsave_order(safe: bool) -> Result {
     let a = RawLock::new(c_str!("lockdep_order_a"), static_lock_class!())?;
     let b = RawLock::new(c_str!("lockdep_order_b"), static_lock_class!())?;
     let fix = RawLock::new(c_str!("lockdep_order_fixup"), static_lock_class!())?;
-    a.use_in_hardirq();
-    b.use_in_hardirq();
+    a.use_in_hardirq()?;
+    b.use_in_hardirq()?;
     // SAFETY: All locks are initialised; this is the buggy out-of-order release.
     unsafe {
         let fa = bindings::spin_lock_irqsave(a.ptr());
@@ -231,7 +232,7 @@ const SCENARIOS: [(&str, fn(bool) -> Result); 5] = [
 
 impl kernel::Module for RustPercpuLockdep {
     fn init(_module: &'static ThisModule) -> Result<Self> {
-        let n = *module_parameters::scenario.value();
+        let n = module_parameters::scenario.value();
         if n as usize > SCENARIOS.len() {
             pr_err!("invalid scenario={}: must be within 0..={}\n", n, SCENARIOS.len());
             return Err(EINVAL);

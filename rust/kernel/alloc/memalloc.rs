@@ -7,7 +7,7 @@
 //!
 //! - [`NoFs`]: reclaim may not call into the filesystem (as if [`GFP_NOFS`] were used).
 //! - [`NoIo`]: reclaim may not start I/O, nor call into the filesystem (as [`GFP_NOIO`]).
-//! - [`Pin`]: no movable memory is used (pages that are about to be pinned long-term).
+//! - [`NoMovable`]: no movable memory is used (pages that are about to be pinned long-term).
 //!
 //! # When to use a scope and when to use a flag
 //!
@@ -94,7 +94,7 @@ mod private {
     pub trait Sealed {}
 }
 
-/// A kind of memory allocation scope: [`NoFs`], [`NoIo`] or [`Pin`].
+/// A kind of memory allocation scope: [`NoFs`], [`NoIo`] or [`NoMovable`].
 pub trait ScopeKind: private::Sealed {
     /// The task flag (`PF_MEMALLOC_*`) this scope sets.
     const TASK_FLAG: u32;
@@ -131,8 +131,9 @@ pub enum NoFs {}
 /// `memalloc_noio_save()`).
 pub enum NoIo {}
 
-/// Scope in which no movable memory is allocated (C's `memalloc_pin_save()`).
-pub enum Pin {}
+/// Scope in which no movable memory is allocated, for pages about to be pinned long-term (C's
+/// `memalloc_pin_save()`).
+pub enum NoMovable {}
 
 macro_rules! impl_scope_kind {
     ($kind:ty, $flag:ident, $save:ident, $restore:ident) => {
@@ -159,7 +160,7 @@ macro_rules! impl_scope_kind {
 
 impl_scope_kind!(NoFs, PF_MEMALLOC_NOFS, memalloc_nofs_save, memalloc_nofs_restore);
 impl_scope_kind!(NoIo, PF_MEMALLOC_NOIO, memalloc_noio_save, memalloc_noio_restore);
-impl_scope_kind!(Pin, PF_MEMALLOC_PIN, memalloc_pin_save, memalloc_pin_restore);
+impl_scope_kind!(NoMovable, PF_MEMALLOC_PIN, memalloc_pin_save, memalloc_pin_restore);
 
 /// Returns whether a scope of kind `K` is active on the current task.
 ///
@@ -232,7 +233,7 @@ impl<K: ScopeKind> Drop for Scope<K> {
 
 /// Enters a memory allocation scope until the end of the enclosing block.
 ///
-/// The argument is the kind: `NoFs`, `NoIo` or `Pin` (see [`alloc::memalloc`]). The scope is
+/// The argument is the kind: `NoFs`, `NoIo` or `NoMovable` (see [`alloc::memalloc`]). The scope is
 /// bound to a hidden variable, so it ends exactly at the end of the block, after any scope
 /// entered later in the block, and cannot be dropped early or moved.
 ///
@@ -316,7 +317,7 @@ mod tests {
 
     #[test]
     fn scope_sets_and_clears_task_flag() {
-        let before = (is_active::<NoFs>(), is_active::<NoIo>(), is_active::<Pin>());
+        let before = (is_active::<NoFs>(), is_active::<NoIo>(), is_active::<NoMovable>());
         let inside = {
             memalloc_scope!(NoFs);
             (is_active::<NoFs>(), is_active::<NoIo>(), current_gfp_context(GFP_KERNEL))
@@ -332,13 +333,13 @@ mod tests {
     fn gfp_context_in_each_scope() {
         let nofs = scope::<NoFs, _>(|| current_gfp_context(GFP_KERNEL));
         let noio = scope::<NoIo, _>(|| current_gfp_context(GFP_KERNEL));
-        let pin = scope::<Pin, _>(|| (is_active::<Pin>(), current_gfp_context(GFP_KERNEL)));
+        let pin = scope::<NoMovable, _>(|| (is_active::<NoMovable>(), current_gfp_context(GFP_KERNEL)));
         let nowait = scope::<NoIo, _>(|| current_gfp_context(GFP_NOWAIT));
         assert!(nofs == GFP_NOFS);
         assert!(noio == GFP_NOIO);
         assert!(pin.0 && pin.1 == GFP_KERNEL);
         assert!(nowait == GFP_NOWAIT);
-        assert!(!is_active::<Pin>());
+        assert!(!is_active::<NoMovable>());
     }
 
     #[test]

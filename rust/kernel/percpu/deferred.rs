@@ -18,8 +18,12 @@ use crate::{
         atomic::{ordering, Atomic},
         Arc, ArcBorrow, SetOnce,
     },
-    workqueue::{self, impl_has_work, new_work, Work, WorkItem},
+    workqueue::{self, impl_has_work, Work, WorkItem},
 };
+
+/// Lockdep name of the allocation work. Kept in a static, not a literal in the generic `new()`,
+/// so that every crate instantiating `new()` passes the same name pointer with the same key.
+static WORK_NAME: &CStr = crate::c_str!("DeferredPerCpuNum::work");
 
 /// A [`PerCpuNum<T>`] allocated in process context when first needed.
 ///
@@ -62,7 +66,7 @@ impl<T: PerCpuInt> DeferredPerCpuNum<T> {
             value: SetOnce::new(),
             queued: Atomic::new(0),
             missed: Atomic::new(0),
-            work <- new_work!("DeferredPerCpuNum::work"),
+            work <- Work::new(WORK_NAME, crate::static_lock_class!()),
         })
     }
 

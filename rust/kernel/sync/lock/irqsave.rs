@@ -277,7 +277,7 @@ impl<'a, T: ?Sized> WbLockCookie<'a, T> {
 #[macros::kunit_tests(rust_kernel_irqsave)]
 mod tests {
     use crate::interrupt::{irqs_disabled, local_interrupt_disable};
-    use crate::percpu::on_each_cpu;
+    use crate::irq_work::run_on_each_cpu;
     use crate::prelude::*;
     use crate::sync::{new_spinlock_irq, new_spinlock_irqsave, WbLockCookie};
 
@@ -285,8 +285,8 @@ mod tests {
     fn seed_001_cookie_inside_outer_irqsave() -> Result {
         let outer = KBox::pin_init(new_spinlock_irqsave!(0u32, "kunit_irqsave_outer"), GFP_KERNEL)?;
         let wb = KBox::pin_init(new_spinlock_irqsave!(0u32, "kunit_irqsave_wb"), GFP_KERNEL)?;
-        // Make the outer lock hard-IRQ-used: other CPUs take it from an IPI.
-        on_each_cpu(&|| *outer.lock() += 1);
+        // Make the outer lock hard-IRQ-used: every CPU takes it from an irq_work.
+        run_on_each_cpu(&|| *outer.lock() += 1)?;
 
         let before = irqs_disabled();
         let (in_outer, in_cookie, after_cookie, locked) = {
@@ -306,7 +306,8 @@ mod tests {
         let after = irqs_disabled();
         assert!(!before);
         assert!(in_outer && in_cookie && locked);
-        assert!(after_cookie, "the cookie's end re-enabled interrupts inside the outer region");
+        // The end of the cookie must not have enabled interrupts inside the outer region.
+        assert!(after_cookie);
         assert!(!after);
         assert_eq!(*wb.lock(), 1);
         Ok(())
