@@ -24,9 +24,20 @@ stage=$(mktemp -d)
 manifest=$(mktemp)
 trap 'rm -rf "$stage" "$manifest"' EXIT
 
-# Existing upstream files: pristine copy + patches, applied in order.
-for p in "$TOP"/patches/*.patch; do
-	[ -e "$p" ] || continue
+# patches/series lists the patches in order, each followed by the new files it adds.
+series=$TOP/patches/series
+[ -f "$series" ] || die "no $series"
+listed=$(grep -v '^#' "$series" | tr ' ' '\n' | grep -v '\.patch$' | grep . | sort || true)
+ours=$(cd "$TOP" && git ls-files --cached --others --exclude-standard -- rust samples lib Documentation | sort)
+if [ "$listed" != "$ours" ]; then
+	diff <(echo "$listed") <(echo "$ours") >&2 || true
+	die "patches/series and the new files in the repo differ (< listed only, > repo only)"
+fi
+
+# Existing upstream files: pristine copy + patches, applied in series order.
+for p in $(grep -v '^#' "$series" | awk '{ print $1 }'); do
+	p=$TOP/patches/$p
+	[ -f "$p" ] || die "$p is listed in patches/series but missing"
 	sed -n 's|^+++ b/\([^\t ]*\).*|\1|p' "$p" | while read -r f; do
 		[ -e "$stage/$f" ] && continue
 		mkdir -p "$stage/$(dirname "$f")"
@@ -37,9 +48,7 @@ for p in "$TOP"/patches/*.patch; do
 done
 
 # New files at their upstream paths.
-(cd "$TOP" && git ls-files --cached --others --exclude-standard -- rust samples lib Documentation) |
-while read -r f; do
-	[ -f "$TOP/$f" ] || continue
+for f in $ours; do
 	[ -f "$PR/$f" ] && die "$f exists upstream: change it with a patch in patches/"
 	mkdir -p "$stage/$(dirname "$f")"
 	cp "$TOP/$f" "$stage/$f"

@@ -1,6 +1,5 @@
 // SPDX-License-Identifier: GPL-2.0
 
-#include <linux/cpumask.h>
 #include <linux/percpu.h>
 #include <linux/smp.h>
 
@@ -20,16 +19,6 @@ __rust_helper void *rust_helper_per_cpu_ptr(void __percpu *ptr,
 __rust_helper void *rust_helper_this_cpu_ptr(void __percpu *ptr)
 {
 	return this_cpu_ptr(ptr);
-}
-
-__rust_helper bool rust_helper_cpu_possible(unsigned int cpu)
-{
-	return cpu_possible(cpu);
-}
-
-__rust_helper bool rust_helper_cpu_online(unsigned int cpu)
-{
-	return cpu_online(cpu);
 }
 
 __rust_helper void rust_helper_on_each_cpu(smp_call_func_t func, void *info,

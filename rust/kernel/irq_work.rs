@@ -15,7 +15,6 @@ use crate::{
     bindings,
     cpu::CpuId,
     error::Result,
-    percpu::online_cpus,
     types::Opaque, //
 };
 
@@ -101,8 +100,13 @@ pub fn run_on_each_cpu(f: &(dyn Fn() + Sync)) -> Result {
         // Within the capacity: the vector never reallocates, so the calls never move.
         calls.push(Call::new(f), GFP_KERNEL)?;
     }
+    let online = (0..crate::cpu::nr_cpu_ids())
+        // SAFETY: `cpu_online()` only tests a bit of the online mask.
+        .filter(|&c| unsafe { bindings::cpu_online(c) })
+        // SAFETY: `c` is below `nr_cpu_ids`.
+        .map(|c| unsafe { CpuId::from_u32_unchecked(c) });
     let mut queued = 0;
-    for (call, cpu) in calls.iter().zip(online_cpus()) {
+    for (call, cpu) in calls.iter().zip(online) {
         // SAFETY: `calls` does not move its elements (no reallocation) and is dropped only after
         // every queued call has been synchronised below.
         unsafe { call.queue_on(cpu) };

@@ -12,8 +12,9 @@
 //!   (one instruction on x86, safe against interrupts and preemption) and summed over all CPUs.
 //! - [`DeferredPerCpuNum<T>`]: a [`PerCpuNum<T>`] allocated by a worker when first needed, for
 //!   paths (I/O submission, atomic context) that must not allocate with [`GFP_KERNEL`].
-//! - [`PercpuCounter`]: the kernel's `struct percpu_counter`, an approximate counter with a
-//!   precise (and slower) sum.
+//!
+//! For an approximate counter with a precise (and slower) sum, see
+//! [`PercpuCounter`](crate::percpu_counter::PercpuCounter).
 //!
 //! Allocation takes the caller's [`Flags`]: [`GFP_KERNEL`] in process context, [`GFP_NOWAIT`]
 //! in atomic context. The allocator applies the task's [memory allocation
@@ -46,10 +47,8 @@ use core::{
 };
 use pin_init::Zeroable;
 
-pub mod counter;
 pub mod deferred;
 
-pub use counter::{PercpuCounter, PercpuCounters};
 pub use deferred::DeferredPerCpuNum;
 
 /// Largest size, in bytes, of one CPU's value in a per-CPU allocation.

@@ -10,7 +10,8 @@
 use kernel::{
     alloc::memalloc::{self, NoFs},
     new_percpu_counter,
-    percpu::{on_each_cpu, online_cpus, PerCpu, PerCpuNum, PercpuCounter},
+    percpu::{on_each_cpu, online_cpus, PerCpu, PerCpuNum},
+    percpu_counter::PercpuCounter,
     prelude::*,
     sync::{new_spinlock_irqsave, SpinLockIrqSave, WbLockCookie},
 };

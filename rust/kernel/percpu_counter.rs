@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: GPL-2.0
 
-//! Per-CPU counters.
+//! Per-CPU counters (`struct percpu_counter`).
 //!
 //! A [`PercpuCounter`] is the kernel's `struct percpu_counter`: each CPU accumulates a small
 //! local delta and folds it into the shared count once it exceeds a batch, so updates rarely
@@ -33,7 +33,7 @@ use core::cmp::Ordering;
 ///
 /// ```
 /// use kernel::new_percpu_counter;
-/// use kernel::percpu::PercpuCounter;
+/// use kernel::percpu_counter::PercpuCounter;
 ///
 /// let c = KBox::pin_init(new_percpu_counter!(10, GFP_KERNEL), GFP_KERNEL)?;
 /// c.add(5);
@@ -43,7 +43,7 @@ use core::cmp::Ordering;
 #[macro_export]
 macro_rules! new_percpu_counter {
     ($value:expr, $flags:expr $(,)?) => {
-        $crate::percpu::PercpuCounter::new($value, $flags, $crate::static_lock_class!())
+        $crate::percpu_counter::PercpuCounter::new($value, $flags, $crate::static_lock_class!())
     };
 }
 pub use new_percpu_counter;
@@ -58,7 +58,7 @@ pub use new_percpu_counter;
 ///
 /// ```
 /// use kernel::new_percpu_counters;
-/// use kernel::percpu::{PercpuCounter, PercpuCounters};
+/// use kernel::percpu_counter::{PercpuCounter, PercpuCounters};
 ///
 /// let c: Pin<KBox<PercpuCounters<3>>> =
 ///     KBox::pin_init(new_percpu_counters!(0, GFP_KERNEL), GFP_KERNEL)?;
@@ -72,7 +72,7 @@ pub use new_percpu_counter;
 #[macro_export]
 macro_rules! new_percpu_counters {
     ($value:expr, $flags:expr $(,)?) => {
-        $crate::percpu::PercpuCounters::new($value, $flags, $crate::static_lock_class!())
+        $crate::percpu_counter::PercpuCounters::new($value, $flags, $crate::static_lock_class!())
     };
 }
 pub use new_percpu_counters;
@@ -362,7 +362,7 @@ impl<const N: usize> PinnedDrop for PercpuCounters<N> {
     }
 }
 
-#[cfg(CONFIG_RUST_PERCPU_KUNIT_TEST)]
+#[cfg(CONFIG_RUST_PERCPU_COUNTER_KUNIT_TEST)]
 #[macros::kunit_tests(rust_kernel_percpu_counter)]
 mod tests {
     use super::*;
@@ -463,7 +463,7 @@ mod tests {
     }
 }
 
-#[cfg(all(CONFIG_RUST_PERCPU_KUNIT_TEST, CONFIG_HOTPLUG_CPU))]
+#[cfg(all(CONFIG_RUST_PERCPU_COUNTER_KUNIT_TEST, CONFIG_HOTPLUG_CPU))]
 #[macros::kunit_tests(rust_kernel_percpu_counter_hotplug)]
 mod hotplug_tests {
     use super::*;
