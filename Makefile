@@ -25,3 +25,11 @@ shell:
 
 clean-build:
 	@. scripts/lib.sh && rm -rf "$$B" "$$S"
+
+.PHONY: lint patches
+lint:
+	@scripts/lint.sh
+
+# BUILD_EACH=1 also builds after every patch.
+patches:
+	@scripts/patches.sh

@@ -38,7 +38,10 @@ unsafe extern "C" fn trampoline(work: *mut bindings::irq_work) {
 
 impl<'a> Call<'a> {
     fn new(f: &'a (dyn Fn() + Sync)) -> Self {
-        Self { work: Opaque::uninit(), f }
+        Self {
+            work: Opaque::uninit(),
+            f,
+        }
     }
 
     /// Queues the work on `cpu`.

@@ -71,10 +71,12 @@ pub const MAX_ALIGN: usize = crate::page::PAGE_SIZE;
 /// ```
 pub fn possible_cpus() -> impl Iterator<Item = CpuId> {
     // SAFETY: `cpu_possible()` only tests a bit of the possible mask; `nr_cpu_ids` bounds it.
-    (0..crate::cpu::nr_cpu_ids()).filter(|&c| unsafe { bindings::cpu_possible(c) }).map(|c| {
-        // SAFETY: `c` is below `nr_cpu_ids` and possible.
-        unsafe { CpuId::from_u32_unchecked(c) }
-    })
+    (0..crate::cpu::nr_cpu_ids())
+        .filter(|&c| unsafe { bindings::cpu_possible(c) })
+        .map(|c| {
+            // SAFETY: `c` is below `nr_cpu_ids` and possible.
+            unsafe { CpuId::from_u32_unchecked(c) }
+        })
 }
 
 /// Returns an iterator over the CPUs that are online when each is visited.
@@ -82,10 +84,12 @@ pub fn possible_cpus() -> impl Iterator<Item = CpuId> {
 /// CPUs may come and go during the iteration unless hotplug is excluded by the caller.
 pub fn online_cpus() -> impl Iterator<Item = CpuId> {
     // SAFETY: `cpu_online()` only tests a bit of the online mask; `nr_cpu_ids` bounds it.
-    (0..crate::cpu::nr_cpu_ids()).filter(|&c| unsafe { bindings::cpu_online(c) }).map(|c| {
-        // SAFETY: `c` is below `nr_cpu_ids`.
-        unsafe { CpuId::from_u32_unchecked(c) }
-    })
+    (0..crate::cpu::nr_cpu_ids())
+        .filter(|&c| unsafe { bindings::cpu_online(c) })
+        .map(|c| {
+            // SAFETY: `c` is below `nr_cpu_ids`.
+            unsafe { CpuId::from_u32_unchecked(c) }
+        })
 }
 
 /// Runs `f` on every online CPU and waits for all of them to finish.
@@ -184,7 +188,9 @@ impl<T> RawPerCpu<T> {
         let (size, align) = (size_of::<T>(), align_of::<T>());
         if size == 0 {
             // INVARIANT: Zero-sized: nothing to allocate.
-            return Ok(Self { ptr: NonNull::dangling() });
+            return Ok(Self {
+                ptr: NonNull::dangling(),
+            });
         }
         if size > MAX_SIZE {
             return Err(E2BIG);
@@ -198,7 +204,9 @@ impl<T> RawPerCpu<T> {
         // SAFETY: `size` and `align` are valid for the per-CPU allocator (checked above).
         let ptr = unsafe { bindings::__alloc_percpu_gfp(size, align, flags.as_raw()) };
         // INVARIANT: `ptr` is a non-null per-CPU allocation of the right size and alignment.
-        Ok(Self { ptr: NonNull::new(ptr.cast()).ok_or(ENOMEM)? })
+        Ok(Self {
+            ptr: NonNull::new(ptr.cast()).ok_or(ENOMEM)?,
+        })
     }
 
     /// Returns the address of `cpu`'s value.
@@ -321,7 +329,10 @@ impl<T> PerCpu<T> {
             unsafe { (*slot).value.get().write(init(cpu)) };
         }
         // INVARIANT: Every possible CPU's value was initialised above.
-        Ok(Self { raw, _p: PhantomData })
+        Ok(Self {
+            raw,
+            _p: PhantomData,
+        })
     }
 
     /// Gives exclusive access to the current CPU's value, with preemption disabled.
@@ -376,7 +387,10 @@ impl<T: Zeroable> PerCpu<T> {
     /// ```
     pub fn new_zeroed(flags: Flags) -> Result<Self> {
         // INVARIANT: The allocator zeroes the memory, and zero bytes are a valid `Slot<T>`.
-        Ok(Self { raw: RawPerCpu::alloc(flags)?, _p: PhantomData })
+        Ok(Self {
+            raw: RawPerCpu::alloc(flags)?,
+            _p: PhantomData,
+        })
     }
 }
 
@@ -448,7 +462,9 @@ mod private {
 ///
 /// The `this_cpu_*` functions must perform the named per-CPU operation on a `Self` at a per-CPU
 /// address, atomically with respect to interrupts and preemption on the current CPU.
-pub unsafe trait PerCpuInt: Copy + Zeroable + Default + PartialEq + private::Sealed + 'static {
+pub unsafe trait PerCpuInt:
+    Copy + Zeroable + Default + PartialEq + private::Sealed + 'static
+{
     /// The value one.
     const ONE: Self;
 
@@ -582,7 +598,9 @@ impl<T: PerCpuInt> PerCpuNum<T> {
     ///
     /// Returns [`ENOMEM`] if the allocation fails.
     pub fn new(flags: Flags) -> Result<Self> {
-        Ok(Self { raw: RawPerCpu::alloc(flags)? })
+        Ok(Self {
+            raw: RawPerCpu::alloc(flags)?,
+        })
     }
 
     /// Adds `v` to the current CPU's value.
@@ -677,8 +695,7 @@ mod tests {
         let mut online = 0;
         for cpu in online_cpus() {
             online += 1;
-            if n.get(cpu) == u64::from(u32::from(cpu)) + 100 && *v.get_mut(cpu) == u32::from(cpu)
-            {
+            if n.get(cpu) == u64::from(u32::from(cpu)) + 100 && *v.get_mut(cpu) == u32::from(cpu) {
                 ok += 1;
             }
         }
@@ -769,7 +786,10 @@ mod tests {
         }
         // From interrupt context (an irq_work on every CPU; the first one drops it).
         let slot = KBox::pin_init(
-            new_spinlock_irq!(Some(PerCpuNum::<u64>::new(GFP_KERNEL)?), "kunit_percpu_irq_slot"),
+            new_spinlock_irq!(
+                Some(PerCpuNum::<u64>::new(GFP_KERNEL)?),
+                "kunit_percpu_irq_slot"
+            ),
             GFP_KERNEL,
         )?;
         crate::irq_work::run_on_each_cpu(&|| drop(slot.lock().take()))?;

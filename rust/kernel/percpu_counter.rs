@@ -118,7 +118,13 @@ impl PercpuCounter {
                 might_alloc(flags);
                 // SAFETY: `ptr` is valid uninitialised memory for one counter; `key` is static.
                 to_result(unsafe {
-                    bindings::__percpu_counter_init_many(ptr, value, flags.as_raw(), 1, key.as_ptr())
+                    bindings::__percpu_counter_init_many(
+                        ptr,
+                        value,
+                        flags.as_raw(),
+                        1,
+                        key.as_ptr(),
+                    )
                 })
             }),
         })
@@ -400,9 +406,19 @@ mod tests {
         for _ in 0..20 {
             c.inc();
         }
-        let r = [c.compare(19), c.compare(20), c.compare(21), c.compare(-1000), c.compare(1000)];
+        let r = [
+            c.compare(19),
+            c.compare(20),
+            c.compare(21),
+            c.compare(-1000),
+            c.compare(1000),
+        ];
         // A batch large enough to cover the local deltas makes the comparison exact.
-        let b = [c.compare_batch(20, 1000), c.compare_batch(21, 1000), c.compare_batch(19, 1000)];
+        let b = [
+            c.compare_batch(20, 1000),
+            c.compare_batch(21, 1000),
+            c.compare_batch(19, 1000),
+        ];
         assert!(r == [Greater, Equal, Less, Greater, Less]);
         assert!(b == [Equal, Less, Greater]);
         Ok(())
@@ -411,9 +427,17 @@ mod tests {
     #[test]
     fn limited_add_both_directions() -> Result {
         let c = KBox::pin_init(new_percpu_counter!(0, GFP_KERNEL), GFP_KERNEL)?;
-        let up = [c.limited_add(10, 10), c.limited_add(10, 1), c.limited_add(10, 0)];
+        let up = [
+            c.limited_add(10, 10),
+            c.limited_add(10, 1),
+            c.limited_add(10, 0),
+        ];
         let s_up = c.sum();
-        let down = [c.limited_add(0, -10), c.limited_add(0, -1), c.limited_add(5, -6)];
+        let down = [
+            c.limited_add(0, -10),
+            c.limited_add(0, -1),
+            c.limited_add(5, -6),
+        ];
         let s_down = c.sum();
         assert!(up == [true, false, true]);
         assert_eq!(s_up, 10);

@@ -146,7 +146,11 @@ impl kernel::Module for RustPercpu {
         stats.account_writeback(false);
         stats.account_writeback(true);
 
-        pr_info!("Rust per-CPU sample (init): {} ops of {} bytes per CPU\n", ops, op_bytes);
+        pr_info!(
+            "Rust per-CPU sample (init): {} ops of {} bytes per CPU\n",
+            ops,
+            op_bytes
+        );
         for cpu in online_cpus() {
             pr_info!(
                 "cpu{}: ops={} bytes={}\n",

@@ -22,11 +22,9 @@
 use core::pin::Pin;
 use kernel::{
     alloc::memalloc::{self, NoFs, NoIo},
-    bindings,
-    c_str,
+    bindings, c_str,
     interrupt::irqs_disabled,
-    new_mutex, new_percpu_counter, new_spinlock, new_spinlock_irq,
-    irq_work,
+    irq_work, new_mutex, new_percpu_counter, new_spinlock, new_spinlock_irq,
     percpu::{DeferredPerCpuNum, PerCpuNum},
     prelude::*,
     static_lock_class,
@@ -109,8 +107,14 @@ impl RawLock {
 
 fn seed001(safe: bool) -> Result {
     if safe {
-        let outer = KBox::pin_init(new_spinlock_irqsave!(0u32, "lockdep_seed001_safe_outer"), GFP_KERNEL)?;
-        let wb = KBox::pin_init(new_spinlock_irqsave!(0u32, "lockdep_seed001_safe_wb"), GFP_KERNEL)?;
+        let outer = KBox::pin_init(
+            new_spinlock_irqsave!(0u32, "lockdep_seed001_safe_outer"),
+            GFP_KERNEL,
+        )?;
+        let wb = KBox::pin_init(
+            new_spinlock_irqsave!(0u32, "lockdep_seed001_safe_wb"),
+            GFP_KERNEL,
+        )?;
         irq_work::run_on_each_cpu(&|| *outer.lock() += 1)?;
         let o = outer.lock();
         let cookie = WbLockCookie::begin(&wb, || true);
@@ -183,7 +187,10 @@ fn seed004(safe: bool) -> Result {
 
 fn irqsave_order(safe: bool) -> Result {
     if safe {
-        let a = KBox::pin_init(new_spinlock_irqsave!(0u32, "lockdep_order_safe_a"), GFP_KERNEL)?;
+        let a = KBox::pin_init(
+            new_spinlock_irqsave!(0u32, "lockdep_order_safe_a"),
+            GFP_KERNEL,
+        )?;
         let b = KBox::pin_init(new_spinlock_irq!(0u32, "lockdep_order_safe_b"), GFP_KERNEL)?;
         irq_work::run_on_each_cpu(&|| {
             *a.lock() += 1;
@@ -205,8 +212,10 @@ fn irqsave_order(safe: bool) -> Result {
     unsafe {
         let fa = bindings::spin_lock_irqsave(a.ptr());
         let fb = bindings::spin_lock_irqsave(b.ptr());
-        bindings::spin_unlock_irqrestore(a.ptr(), fa); // Enables interrupts with `b` held.
-        bindings::spin_unlock_irqrestore(b.ptr(), fb); // Disables them again.
+        // Enables interrupts with `b` held.
+        bindings::spin_unlock_irqrestore(a.ptr(), fa);
+        // Disables them again.
+        bindings::spin_unlock_irqrestore(b.ptr(), fb);
         // Leave with interrupts enabled, as on entry.
         bindings::spin_lock_irq(fix.ptr());
         bindings::spin_unlock_irq(fix.ptr());
@@ -234,7 +243,11 @@ impl kernel::Module for RustPercpuLockdep {
     fn init(_module: &'static ThisModule) -> Result<Self> {
         let n = module_parameters::scenario.value();
         if n as usize > SCENARIOS.len() {
-            pr_err!("invalid scenario={}: must be within 0..={}\n", n, SCENARIOS.len());
+            pr_err!(
+                "invalid scenario={}: must be within 0..={}\n",
+                n,
+                SCENARIOS.len()
+            );
             return Err(EINVAL);
         }
         if n == 0 {

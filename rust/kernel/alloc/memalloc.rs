@@ -158,9 +158,24 @@ macro_rules! impl_scope_kind {
     };
 }
 
-impl_scope_kind!(NoFs, PF_MEMALLOC_NOFS, memalloc_nofs_save, memalloc_nofs_restore);
-impl_scope_kind!(NoIo, PF_MEMALLOC_NOIO, memalloc_noio_save, memalloc_noio_restore);
-impl_scope_kind!(NoMovable, PF_MEMALLOC_PIN, memalloc_pin_save, memalloc_pin_restore);
+impl_scope_kind!(
+    NoFs,
+    PF_MEMALLOC_NOFS,
+    memalloc_nofs_save,
+    memalloc_nofs_restore
+);
+impl_scope_kind!(
+    NoIo,
+    PF_MEMALLOC_NOIO,
+    memalloc_noio_save,
+    memalloc_noio_restore
+);
+impl_scope_kind!(
+    NoMovable,
+    PF_MEMALLOC_PIN,
+    memalloc_pin_save,
+    memalloc_pin_restore
+);
 
 /// Returns whether a scope of kind `K` is active on the current task.
 ///
@@ -317,10 +332,18 @@ mod tests {
 
     #[test]
     fn scope_sets_and_clears_task_flag() {
-        let before = (is_active::<NoFs>(), is_active::<NoIo>(), is_active::<NoMovable>());
+        let before = (
+            is_active::<NoFs>(),
+            is_active::<NoIo>(),
+            is_active::<NoMovable>(),
+        );
         let inside = {
             memalloc_scope!(NoFs);
-            (is_active::<NoFs>(), is_active::<NoIo>(), current_gfp_context(GFP_KERNEL))
+            (
+                is_active::<NoFs>(),
+                is_active::<NoIo>(),
+                current_gfp_context(GFP_KERNEL),
+            )
         };
         let after = is_active::<NoFs>();
         assert_eq!(before, (false, false, false));
@@ -333,7 +356,8 @@ mod tests {
     fn gfp_context_in_each_scope() {
         let nofs = scope::<NoFs, _>(|| current_gfp_context(GFP_KERNEL));
         let noio = scope::<NoIo, _>(|| current_gfp_context(GFP_KERNEL));
-        let pin = scope::<NoMovable, _>(|| (is_active::<NoMovable>(), current_gfp_context(GFP_KERNEL)));
+        let pin =
+            scope::<NoMovable, _>(|| (is_active::<NoMovable>(), current_gfp_context(GFP_KERNEL)));
         let nowait = scope::<NoIo, _>(|| current_gfp_context(GFP_NOWAIT));
         assert!(nofs == GFP_NOFS);
         assert!(noio == GFP_NOIO);
@@ -346,7 +370,14 @@ mod tests {
     fn nofs_inside_noio_keeps_outer() {
         let (inner, outer_after) = scope::<NoIo, _>(|| {
             let inner = scope::<NoFs, _>(|| current_gfp_context(GFP_KERNEL));
-            (inner, (is_active::<NoIo>(), is_active::<NoFs>(), current_gfp_context(GFP_KERNEL)))
+            (
+                inner,
+                (
+                    is_active::<NoIo>(),
+                    is_active::<NoFs>(),
+                    current_gfp_context(GFP_KERNEL),
+                ),
+            )
         });
         assert!(inner == GFP_NOIO);
         assert!(outer_after.0 && !outer_after.1);
@@ -362,7 +393,14 @@ mod tests {
                 memalloc_scope!(NoIo);
                 current_gfp_context(GFP_KERNEL)
             };
-            (inner, (is_active::<NoFs>(), is_active::<NoIo>(), current_gfp_context(GFP_KERNEL)))
+            (
+                inner,
+                (
+                    is_active::<NoFs>(),
+                    is_active::<NoIo>(),
+                    current_gfp_context(GFP_KERNEL),
+                ),
+            )
         };
         assert!(inner == GFP_NOIO);
         assert!(outer_after.0 && !outer_after.1);
@@ -405,7 +443,10 @@ mod tests {
         // The shape of the btrfs bug: a GFP_KERNEL allocation, annotated with `might_alloc()`,
         // under a lock that filesystem reclaim also takes. Inside the scope lockdep records no
         // reclaim dependency (the clean boot checks that no report appears).
-        let m = KBox::pin_init(crate::new_mutex!(0u32, "memalloc_kunit_fs_lock"), GFP_KERNEL)?;
+        let m = KBox::pin_init(
+            crate::new_mutex!(0u32, "memalloc_kunit_fs_lock"),
+            GFP_KERNEL,
+        )?;
         let b = {
             memalloc_scope!(NoFs);
             let _g = m.lock();

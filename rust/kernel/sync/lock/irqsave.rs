@@ -283,7 +283,10 @@ mod tests {
 
     #[test]
     fn seed_001_cookie_inside_outer_irqsave() -> Result {
-        let outer = KBox::pin_init(new_spinlock_irqsave!(0u32, "kunit_irqsave_outer"), GFP_KERNEL)?;
+        let outer = KBox::pin_init(
+            new_spinlock_irqsave!(0u32, "kunit_irqsave_outer"),
+            GFP_KERNEL,
+        )?;
         let wb = KBox::pin_init(new_spinlock_irqsave!(0u32, "kunit_irqsave_wb"), GFP_KERNEL)?;
         // Make the outer lock hard-IRQ-used: every CPU takes it from an irq_work.
         run_on_each_cpu(&|| *outer.lock() += 1)?;
@@ -318,7 +321,12 @@ mod tests {
         let wb = KBox::pin_init(new_spinlock_irqsave!(0u32, "kunit_irqsave_wb2"), GFP_KERNEL)?;
         let (locked, irqs, flags, trylock_ok) = {
             let mut cookie = WbLockCookie::begin(&wb, || false);
-            let r = (cookie.locked(), irqs_disabled(), cookie.saved_flags(), cookie.data().is_none());
+            let r = (
+                cookie.locked(),
+                irqs_disabled(),
+                cookie.saved_flags(),
+                cookie.data().is_none(),
+            );
             // The lock is free while the cookie did not take it.
             let t = wb.try_lock().is_some();
             cookie.end();

@@ -1,0 +1,63 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: GPL-2.0
+# make lint: the kernel's own gates on the overlaid tree and the patch series, each reported
+# by name. Only findings in the project's files count (the tree's own are not ours to fix).
+
+. "$(dirname "$0")/lib.sh"
+
+"$TOP/scripts/setup.sh"
+"$TOP/scripts/build.sh" >/dev/null
+"$TOP/scripts/patches.sh" >/dev/null
+L=$ART/lint
+rm -rf "$L"; mkdir -p "$L"
+ours=$(sed 's/ /\n/g' "$TOP/patches/series" | grep -v '^#\|\.patch$' | grep . | paste -sd'|')
+pass=0 fail=0
+gate() { # name pass|fail detail
+	printf '%-22s %s %s\n' "$1" "$2" "${3:-}"
+	if [ "$2" = pass ]; then pass=$((pass + 1)); else fail=$((fail + 1)); fi
+}
+
+# rustfmt: the kernel's configuration, on our files.
+if kmake -s rustfmtcheck >"$L/rustfmt.txt" 2>&1; then
+	gate rustfmtcheck pass
+else
+	hits=$(grep -E "$ours" "$L/rustfmt.txt" | grep -c '^Diff in' || true)
+	[ "$hits" = 0 ] && gate rustfmtcheck pass "(tree-wide diffs outside our files)" ||
+		gate rustfmtcheck fail "$hits diffs in our files, see $L/rustfmt.txt"
+fi
+
+# W=e equivalent: the test kernel is built with CONFIG_WERROR=y (Rust warnings are errors).
+if grep -qx CONFIG_WERROR=y "$B/.config"; then gate werror_build pass; else gate werror_build fail; fi
+
+# Clippy over the kernel crate, the doctests and our modules.
+kmake -j"$JOBS" CLIPPY=1 vmlinux modules >"$L/clippy.txt" 2>&1 || true
+hits=$(grep -E -A3 '^(warning|error)' "$L/clippy.txt" | grep -E "^ *--> .*($ours)" | sort -u || true)
+if [ -z "$hits" ] && grep -q 'CLIPPY\|RUSTC' "$L/clippy.txt"; then
+	gate clippy pass
+elif [ -z "$hits" ] && ! grep -qE '^(warning|error)' "$L/clippy.txt"; then
+	gate clippy pass
+else
+	gate clippy fail "$(echo "$hits" | wc -l) findings, see $L/clippy.txt"
+fi
+
+# rustdoc: broken links, bad backticks, missing srctree/ targets in our items.
+kmake -j"$JOBS" rustdoc >"$L/rustdoc.txt" 2>&1 || true
+hits=$(grep -E -A3 '^(warning|error)' "$L/rustdoc.txt" | grep -E "^ *--> .*($ours)" | sort -u || true)
+if [ -z "$hits" ] && [ -f "$B/Documentation/output/rust/rustdoc/kernel/percpu/index.html" ]; then
+	gate rustdoc pass
+else
+	gate rustdoc fail "$(echo "$hits" | grep -c . ) findings, see $L/rustdoc.txt"
+fi
+
+# checkpatch --strict on every patch of the series: no errors or warnings.
+bad=0
+for p in "$TOP"/out/patches/0*.patch; do
+	case $p in */0000-*) continue ;; esac
+	"$S/scripts/checkpatch.pl" --strict --no-tree -q --ignore FILE_PATH_CHANGES "$p" \
+		>"$L/checkpatch-$(basename "$p" .patch).txt" 2>&1 || true
+	grep -qE '^(ERROR|WARNING)' "$L/checkpatch-$(basename "$p" .patch).txt" && bad=$((bad + 1))
+done
+[ "$bad" = 0 ] && gate checkpatch pass || gate checkpatch fail "$bad patches with errors/warnings, see $L/"
+
+echo "$pass passed, $fail failed"
+[ "$fail" = 0 ]
