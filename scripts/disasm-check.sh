@@ -4,8 +4,9 @@
 # `add %reg, %gs:(...)` (plus the load of the per-CPU pointer) and no call.
 . "$(dirname "$0")/lib.sh"
 obj=$B/samples/rust/rust_percpu_lockdep.o
-sym=rust_percpu_lockdep_add_u64
 [ -f "$obj" ] || die "$obj not built"
+sym=$(llvm-nm-19 --defined-only "$obj" | awk '/rust_percpu_lockdep_add_u64/ { print $3; exit }')
+[ -n "$sym" ] || die "no rust_percpu_lockdep_add_u64 in $obj"
 dis=$(llvm-objdump-19 -d --no-show-raw-insn --no-leading-addr --disassemble-symbols=$sym "$obj" |
 	sed -n "/<$sym>:/,/^\$/p" | grep -vE "<$sym>:|^\$")
 echo "$dis" | sed 's/^/    /'

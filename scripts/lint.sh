@@ -30,11 +30,10 @@ fi
 if grep -qx CONFIG_WERROR=y "$B/.config"; then gate werror_build pass; else gate werror_build fail; fi
 
 # Clippy over the kernel crate, the doctests and our modules.
-kmake -j"$JOBS" CLIPPY=1 vmlinux modules >"$L/clippy.txt" 2>&1 || true
+# Lints are capped to warnings so that a finding in one file does not stop the others.
+kmake -j"$JOBS" CLIPPY=1 KRUSTFLAGS=--cap-lints=warn vmlinux modules >"$L/clippy.txt" 2>&1 || true
 hits=$(grep -E -A3 '^(warning|error)' "$L/clippy.txt" | grep -E "^ *--> .*($ours)" | sort -u || true)
-if [ -z "$hits" ] && grep -q 'CLIPPY\|RUSTC' "$L/clippy.txt"; then
-	gate clippy pass
-elif [ -z "$hits" ] && ! grep -qE '^(warning|error)' "$L/clippy.txt"; then
+if [ -z "$hits" ] && ! grep -q '^error' "$L/clippy.txt"; then
 	gate clippy pass
 else
 	gate clippy fail "$(echo "$hits" | wc -l) findings, see $L/clippy.txt"

@@ -29,6 +29,11 @@ struct Call<'a> {
     f: &'a (dyn Fn() + Sync),
 }
 
+/// Calls the closure of the [`Call`] that `work` belongs to.
+///
+/// # Safety
+///
+/// `work` must be the `work` field of a live [`Call`].
 unsafe extern "C" fn trampoline(work: *mut bindings::irq_work) {
     // SAFETY: By the type invariants of `Call`, `work` is the first field of a live `Call`
     // (the queuing function waits for the work before the `Call` goes away).
@@ -104,10 +109,14 @@ pub fn run_on_each_cpu(f: &(dyn Fn() + Sync)) -> Result {
         calls.push(Call::new(f), GFP_KERNEL)?;
     }
     let online = (0..crate::cpu::nr_cpu_ids())
-        // SAFETY: `cpu_online()` only tests a bit of the online mask.
-        .filter(|&c| unsafe { bindings::cpu_online(c) })
-        // SAFETY: `c` is below `nr_cpu_ids`.
-        .map(|c| unsafe { CpuId::from_u32_unchecked(c) });
+        .filter(|&c| {
+            // SAFETY: `cpu_online()` only tests a bit of the online mask.
+            unsafe { bindings::cpu_online(c) }
+        })
+        .map(|c| {
+            // SAFETY: `c` is below `nr_cpu_ids`.
+            unsafe { CpuId::from_u32_unchecked(c) }
+        });
     let mut queued = 0;
     for (call, cpu) in calls.iter().zip(online) {
         // SAFETY: `calls` does not move its elements (no reallocation) and is dropped only after

@@ -70,26 +70,28 @@ pub const MAX_ALIGN: usize = crate::page::PAGE_SIZE;
 /// assert!(possible_cpus().any(|cpu| cpu == kernel::cpu::CpuId::current()));
 /// ```
 pub fn possible_cpus() -> impl Iterator<Item = CpuId> {
-    // SAFETY: `cpu_possible()` only tests a bit of the possible mask; `nr_cpu_ids` bounds it.
-    (0..crate::cpu::nr_cpu_ids())
-        .filter(|&c| unsafe { bindings::cpu_possible(c) })
-        .map(|c| {
-            // SAFETY: `c` is below `nr_cpu_ids` and possible.
-            unsafe { CpuId::from_u32_unchecked(c) }
-        })
+    cpu_ids().filter(|&cpu| {
+        // SAFETY: `cpu_possible()` only tests a bit of the possible mask.
+        unsafe { bindings::cpu_possible(u32::from(cpu)) }
+    })
 }
 
 /// Returns an iterator over the CPUs that are online when each is visited.
 ///
 /// CPUs may come and go during the iteration unless hotplug is excluded by the caller.
 pub fn online_cpus() -> impl Iterator<Item = CpuId> {
-    // SAFETY: `cpu_online()` only tests a bit of the online mask; `nr_cpu_ids` bounds it.
-    (0..crate::cpu::nr_cpu_ids())
-        .filter(|&c| unsafe { bindings::cpu_online(c) })
-        .map(|c| {
-            // SAFETY: `c` is below `nr_cpu_ids`.
-            unsafe { CpuId::from_u32_unchecked(c) }
-        })
+    cpu_ids().filter(|&cpu| {
+        // SAFETY: `cpu_online()` only tests a bit of the online mask.
+        unsafe { bindings::cpu_online(u32::from(cpu)) }
+    })
+}
+
+/// Returns an iterator over every CPU number below `nr_cpu_ids`.
+fn cpu_ids() -> impl Iterator<Item = CpuId> {
+    (0..crate::cpu::nr_cpu_ids()).map(|c| {
+        // SAFETY: `c` is below `nr_cpu_ids`.
+        unsafe { CpuId::from_u32_unchecked(c) }
+    })
 }
 
 /// Runs `f` on every online CPU and waits for all of them to finish.
@@ -109,6 +111,11 @@ pub fn online_cpus() -> impl Iterator<Item = CpuId> {
 /// # Ok::<(), Error>(())
 /// ```
 pub fn on_each_cpu<F: Fn() + Sync>(f: &F) {
+    /// Calls the closure `info` points to.
+    ///
+    /// # Safety
+    ///
+    /// `info` must point to an `F` that is live for the duration of the call.
     unsafe extern "C" fn call<F: Fn() + Sync>(info: *mut c_void) {
         // SAFETY: `info` is the `&F` passed to `on_each_cpu()` below, which waits for every
         // call to return before `f` goes out of scope; `F: Sync` allows calls from all CPUs.
@@ -117,7 +124,7 @@ pub fn on_each_cpu<F: Fn() + Sync>(f: &F) {
     }
     // SAFETY: `call::<F>` matches `smp_call_func_t`, `info` points to `f`, and `wait` is 1, so
     // `f` outlives every call.
-    unsafe { bindings::on_each_cpu(Some(call::<F>), (f as *const F).cast_mut().cast(), 1) };
+    unsafe { bindings::on_each_cpu(Some(call::<F>), core::ptr::from_ref(f).cast_mut().cast(), 1) };
 }
 
 /// A guard that keeps the current task on its CPU by disabling preemption.
@@ -816,7 +823,7 @@ mod tests {
         #[repr(align(8192))]
         struct OverAligned;
 
-        let mut z = PerCpu::<()>::new(GFP_KERNEL, |_| ())?;
+        let mut z = PerCpu::new(GFP_KERNEL, |_| [0u8; 0])?;
         let zl = z.local().is_some();
         z.for_each_mut(|_, _| {});
         let big = PerCpu::<[u8; MAX_SIZE + 1]>::new_zeroed(GFP_KERNEL).err();

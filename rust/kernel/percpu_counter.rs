@@ -62,7 +62,7 @@ pub use new_percpu_counter;
 ///
 /// let c: Pin<KBox<PercpuCounters<3>>> =
 ///     KBox::pin_init(new_percpu_counters!(0, GFP_KERNEL), GFP_KERNEL)?;
-/// let (reads, bytes) = (c.get(0).ok_or(EINVAL)?, c.get(2).ok_or(EINVAL)?);
+/// let (reads, bytes) = (c.first().ok_or(EINVAL)?, c.get(2).ok_or(EINVAL)?);
 /// reads.inc();
 /// bytes.add(7);
 /// let sums: [i64; 3] = core::array::from_fn(|i| c.get(i).map_or(-1, PercpuCounter::sum));

@@ -148,7 +148,7 @@ fn seed002(safe: bool) -> Result {
         // Submission path: allocate without sleeping, or let a worker do it.
         let stats = PerCpuNum::<u64>::new(GFP_NOWAIT);
         if let Ok(s) = &stats {
-            rust_percpu_lockdep_add_u64(s, 1);
+            rust_percpu_lockdep_add_u64(s, core::hint::black_box(1));
         }
         let _ = deferred.as_arc_borrow().add(1);
         drop(g);
@@ -225,13 +225,15 @@ fn irqsave_order(safe: bool) -> Result {
 
 /// Checked by the harness's disassembly test: on x86_64 with inlined helpers, this must be a
 /// load of the per-CPU pointer and one `add` with a `%gs:` operand, with no call.
-#[no_mangle]
 #[inline(never)]
 fn rust_percpu_lockdep_add_u64(n: &PerCpuNum<u64>, v: u64) {
     n.add(v)
 }
 
-const SCENARIOS: [(&str, fn(bool) -> Result); 5] = [
+/// A scenario: its name and the function that runs it, safely (`true`) or the C way (`false`).
+type Scenario = (&'static str, fn(bool) -> Result);
+
+const SCENARIOS: [Scenario; 5] = [
     ("seed000_reclaim_cycle", seed000),
     ("seed001_irq_reenabled", seed001),
     ("seed002_atomic_alloc", seed002),
