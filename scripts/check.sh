@@ -5,6 +5,7 @@
 #   BOOTS="clean detect-1 ..."   run only these boots (default: all)
 #   NOBUILD=1                    reuse the existing build
 #   NOBOOT=1                     only re-evaluate the results of the last boots
+#   NOLINT=1                     skip the upstream gates (rustfmt, clippy, rustdoc, checkpatch)
 
 . "$(dirname "$0")/lib.sh"
 . "$TOP/scripts/vm.sh"
@@ -107,6 +108,17 @@ PY
 		record lockdep "${NAME[$boot]}" $ok "${missing:+missing $missing}"
 	fi
 done
+
+# The upstream gates (make lint), each a case.
+if [ -z "${NOLINT:-}" ]; then
+	say "lint gates (rustfmt, WERROR, clippy, rustdoc, checkpatch, git am of the series)"
+	NOBUILD=1 "$TOP/scripts/lint.sh" >"$ART/lint.txt" 2>&1 || true
+	n=0
+	while read -r g st detail; do
+		record lint "$g" "$st" "$detail"; n=$((n + 1))
+	done < <(grep -E '^[a-z_]+ +(pass|fail)' "$ART/lint.txt")
+	[ "$n" -gt 0 ] || record lint gates fail "no gate ran, see $ART/lint.txt"
+fi
 
 printf '\n%-28s %-44s %s\n' SUITE CASE RESULT
 printf '%s\n' "${rows[@]}"

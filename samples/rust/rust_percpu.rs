@@ -80,9 +80,14 @@ impl Stats {
         self.ops.inc();
         self.bytes.add(u64::from(bytes));
         if let Some(mut h) = self.hist.local() {
-            let b = (bytes.ilog2() as usize / 8).min(3);
-            if let Some(slot) = h.buckets.get_mut(b) {
-                *slot += 1;
+            let bucket = match bytes {
+                0..=511 => 0,
+                512..=4095 => 1,
+                4096..=65535 => 2,
+                _ => 3,
+            };
+            if let Some(slot) = h.buckets.get_mut(bucket) {
+                *slot = slot.saturating_add(1);
             }
         }
         true
