@@ -5,7 +5,7 @@
 . "$(dirname "$0")/lib.sh"
 obj=$B/samples/rust/rust_percpu_lockdep.o
 [ -f "$obj" ] || die "$obj not built"
-sym=$(llvm-nm-19 --defined-only "$obj" | awk '/rust_percpu_lockdep_add_u64/ { print $3; exit }')
+sym=$(llvm-nm-19 --defined-only "$obj" | awk '/rust_percpu_lockdep_add_u64/ && !f { print $3; f = 1 }')
 [ -n "$sym" ] || die "no rust_percpu_lockdep_add_u64 in $obj"
 dis=$(llvm-objdump-19 -d --no-show-raw-insn --no-leading-addr --disassemble-symbols=$sym "$obj" |
 	sed -n "/<$sym>:/,/^\$/p" | grep -vE "<$sym>:|^\$")
