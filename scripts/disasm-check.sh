@@ -21,3 +21,15 @@ else
 	echo "disasm: FAIL ($n instructions, $gsadd %gs: adds, $calls calls)"
 	exit 1
 fi
+
+# For comparison: C's this_cpu_add() on a u64, i.e. the helper compiled as C with the same
+# flags the kernel used for helpers_module.bc (object code instead of bitcode).
+cmd=$(sed -n 's/^savedcmd_[^ ]* := //p' "$B/rust/helpers/.helpers_module.bc.cmd" |
+	sed -e 's/ -emit-llvm//' -e 's/ -Wp,-MMD,[^ ]*//' -e 's/ -o [^ ]*/ -o c-helpers.o/')
+if [ -n "$cmd" ] && (cd "$B" && eval "$cmd") 2>/dev/null; then
+	echo "C this_cpu_add() (rust_helper_this_cpu_add_u64 compiled as C):"
+	llvm-objdump-19 -d --no-show-raw-insn --no-leading-addr \
+		--disassemble-symbols=rust_helper_this_cpu_add_u64 "$B/c-helpers.o" |
+		sed -n '/<rust_helper_this_cpu_add_u64>:/,/^$/p' | grep -vE '>:|^$' | sed 's/^/    /'
+	rm -f "$B/c-helpers.o"
+fi
