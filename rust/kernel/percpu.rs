@@ -13,9 +13,6 @@
 //! - [`DeferredPerCpuNum<T>`]: a [`PerCpuNum<T>`] allocated by a worker when first needed, for
 //!   paths (I/O submission, atomic context) that must not allocate with [`GFP_KERNEL`].
 //!
-//! For an approximate counter with a precise (and slower) sum, see
-//! [`PercpuCounter`](crate::percpu_counter::PercpuCounter).
-//!
 //! Allocation takes the caller's [`Flags`]: [`GFP_KERNEL`] in process context, [`GFP_NOWAIT`]
 //! in atomic context. The allocator applies the task's [memory allocation
 //! scopes](crate::alloc::memalloc), and every allocating constructor calls
@@ -784,12 +781,10 @@ mod tests {
         let lock = KBox::pin_init(new_spinlock!((), "kunit_percpu_drop_lock"), GFP_KERNEL)?;
         let n = PerCpuNum::<u64>::new(GFP_KERNEL)?;
         let p = PerCpu::<u64>::new_zeroed(GFP_KERNEL)?;
-        let c = KBox::pin_init(crate::new_percpu_counter!(0, GFP_KERNEL), GFP_KERNEL)?;
         {
             let _g = lock.lock();
             drop(n);
             drop(p);
-            drop(c);
         }
         // From interrupt context (an irq_work on every CPU; the first one drops it).
         let slot = KBox::pin_init(

@@ -480,6 +480,37 @@ mod tests {
     }
 
     #[test]
+    fn drop_in_atomic_and_irq_context() -> Result {
+        let lock = KBox::pin_init(
+            crate::new_spinlock!((), "kunit_percpu_counter_drop_lock"),
+            GFP_KERNEL,
+        )?;
+        let c = KBox::pin_init(new_percpu_counter!(0, GFP_KERNEL), GFP_KERNEL)?;
+        {
+            let _g = lock.lock();
+            drop(c);
+        }
+        let slot = KBox::pin_init(
+            crate::new_spinlock_irq!(
+                Some(KBox::pin_init(
+                    new_percpu_counter!(0, GFP_KERNEL),
+                    GFP_KERNEL
+                )?),
+                "kunit_percpu_counter_irq_slot"
+            ),
+            GFP_KERNEL,
+        )?;
+        // Updated and dropped from interrupt context (an irq_work on every CPU).
+        crate::irq_work::run_on_each_cpu(&|| {
+            if let Some(c) = slot.lock().take() {
+                c.add(1);
+            }
+        })?;
+        assert!(slot.lock().is_none());
+        Ok(())
+    }
+
+    #[test]
     fn zero_counters_rejected() {
         let r = KBox::pin_init(new_percpu_counters!(0, GFP_KERNEL), GFP_KERNEL)
             .map(|c: Pin<KBox<PercpuCounters<0>>>| c.len());
