@@ -15,12 +15,31 @@ body=$(echo "$dis" | grep -vE '^\s*(endbr64|nop|int3|ret|jmp\s.*__x86_return_thu
 n=$(echo "$body" | grep -c . || true)
 gsadd=$(echo "$body" | grep -cE '^\s*(add|inc)[bwlq]?\s.*%gs:' || true)
 calls=$(echo "$dis" | grep -cE '^\s*call' || true)
+ok=1
 if [ "$gsadd" = 1 ] && [ "$calls" = 0 ] && [ "$n" -le 2 ]; then
 	echo "disasm: PASS ($n instructions, one %gs: add, no call)"
 else
 	echo "disasm: FAIL ($n instructions, $gsadd %gs: adds, $calls calls)"
-	exit 1
+	ok=0
 fi
+
+# SpinLockIrqSave: lock + increment + unlock must call exactly C's irqsave/irqrestore pair.
+sym=$(llvm-nm-19 --defined-only "$obj" | awk '/rust_percpu_lockdep_irqsave_inc/ && !f { print $3; f = 1 }')
+dis=$(llvm-objdump-19 -d -r --no-show-raw-insn --no-leading-addr --disassemble-symbols="$sym" "$obj" |
+	sed -n "/<$sym>:/,/^\$/p" | grep -vE "<$sym>:|^\$")
+echo "SpinLockIrqSave lock; *g += 1; unlock:"
+echo "$dis" | grep -vE 'R_X86_64' | sed 's/^/    /'
+targets=$(echo "$dis" | grep -A1 -E '^\s*(call|jmp)' | grep -oE 'R_X86_64_PLT32\s+\S+' | awk '{ print $2 }' |
+	sed 's/-0x4$//' | grep -vE '^__(x86_return_thunk|x86_indirect)' |
+	grep -vx lock_is_held_type | paste -sd' ' || true)
+# (lock_is_held_type is lockdep's assertion in Guard::new(); it exists only with CONFIG_LOCKDEP.)
+if [ "$targets" = "_raw_spin_lock_irqsave _raw_spin_unlock_irqrestore" ]; then
+	echo "disasm: PASS (calls: $targets)"
+else
+	echo "disasm: FAIL (calls: $targets)"
+	ok=0
+fi
+[ "$ok" = 1 ] || exit 1
 
 # For comparison: C's this_cpu_add() on a u64, i.e. the helper compiled as C with the same
 # flags the kernel used for helpers_module.bc (object code instead of bitcode).

@@ -28,7 +28,7 @@ use kernel::{
     percpu::{DeferredPerCpuNum, PerCpuNum},
     prelude::*,
     static_lock_class,
-    sync::{new_spinlock_irqsave, Arc, Mutex, WbLockCookie},
+    sync::{new_spinlock_irqsave, Arc, Mutex, SpinLockIrqSave, WbLockCookie},
     types::Opaque,
 };
 
@@ -192,10 +192,12 @@ fn irqsave_order(safe: bool) -> Result {
             GFP_KERNEL,
         )?;
         let b = KBox::pin_init(new_spinlock_irq!(0u32, "lockdep_order_safe_b"), GFP_KERNEL)?;
+        let c = KBox::pin_init(new_spinlock_irqsave!(0u64, "lockdep_order_safe_c"), GFP_KERNEL)?;
         irq_work::run_on_each_cpu(&|| {
             *a.lock() += 1;
             *b.lock() += 1;
         })?;
+        rust_percpu_lockdep_irqsave_inc(&c);
         let ga = a.lock();
         let gb = b.lock_with(ga.irq_disabled());
         // `drop(ga)` here would not compile: `gb` borrows `ga`.
@@ -228,6 +230,14 @@ fn irqsave_order(safe: bool) -> Result {
 #[inline(never)]
 fn rust_percpu_lockdep_add_u64(n: &PerCpuNum<u64>, v: u64) {
     n.add(v)
+}
+
+/// Checked by the harness's disassembly test: taking and releasing a `SpinLockIrqSave` must cost
+/// what C's `spin_lock_irqsave()`/`spin_unlock_irqrestore()` cost, one call each.
+#[inline(never)]
+fn rust_percpu_lockdep_irqsave_inc(l: &SpinLockIrqSave<u64>) {
+    let mut g = l.lock();
+    *g = g.wrapping_add(1);
 }
 
 /// A scenario: its name and the function that runs it, safely (`true`) or the C way (`false`).
