@@ -192,7 +192,10 @@ fn irqsave_order(safe: bool) -> Result {
             GFP_KERNEL,
         )?;
         let b = KBox::pin_init(new_spinlock_irq!(0u32, "lockdep_order_safe_b"), GFP_KERNEL)?;
-        let c = KBox::pin_init(new_spinlock_irqsave!(0u64, "lockdep_order_safe_c"), GFP_KERNEL)?;
+        let c = KBox::pin_init(
+            new_spinlock_irqsave!(0u64, "lockdep_order_safe_c"),
+            GFP_KERNEL,
+        )?;
         irq_work::run_on_each_cpu(&|| {
             *a.lock() += 1;
             *b.lock() += 1;
