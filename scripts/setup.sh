@@ -52,8 +52,12 @@ if ! "$VENV/bin/vng" --version 2>/dev/null | grep -q "$VNG_PIN"; then
 	"$VENV/bin/pip" install -q "virtme-ng==$VNG_PIN" || die "pip install virtme-ng failed"
 fi
 
-for t in clang-19 ld.lld-19 llvm-nm-19 llvm-objdump-19 qemu-system-x86_64 busybox udevadm insmod bindgen vng; do
+# Tool -> where it comes from, for the error message.
+for tp in clang-19:clang-19 ld.lld-19:lld-19 llvm-nm-19:llvm-19 llvm-objdump-19:llvm-19 \
+	qemu-system-x86_64:qemu-system-x86 busybox:busybox-static udevadm:udev insmod:kmod \
+	bindgen:"bindgen-cli (cargo install --locked bindgen-cli)" vng:"virtme-ng (pip, in $VENV)"; do
+	t=${tp%%:*}
 	command -v "$t" >/dev/null || [ -x "/bin/$t" ] || [ -x "/sbin/$t" ] ||
-		die "$t not found after set-up"
+		die "$t not found after set-up: install ${tp#*:}"
 done
 say "tools: $(clang-19 --version | head -1); $(rustc --version); $(bindgen --version); vng $("$VENV/bin/vng" --version 2>&1 | tail -1)"
