@@ -94,8 +94,13 @@ fn cpu_ids() -> impl Iterator<Item = CpuId> {
 /// Runs `f` on every online CPU and waits for all of them to finish.
 ///
 /// On the other CPUs `f` runs in hard interrupt context (an inter-processor interrupt); on the
-/// calling CPU it runs with interrupts disabled. `f` must therefore not sleep. Must be called from
-/// process context with interrupts enabled, like C's `on_each_cpu()`.
+/// calling CPU it runs with interrupts disabled. `f` must therefore not sleep, and must not take
+/// a `spinlock_t` (`SpinLock`, `SpinLockIrq`, or the per-CPU allocator's lock through an
+/// allocation or a free): that is an invalid wait context, reported by lockdep with
+/// `CONFIG_PROVE_RAW_LOCK_NESTING`. Use [`irq_work::run_on_each_cpu`] for such code. Must be
+/// called from process context with interrupts enabled, like C's `on_each_cpu()`.
+///
+/// [`irq_work::run_on_each_cpu`]: crate::irq_work::run_on_each_cpu
 ///
 /// # Examples
 ///
