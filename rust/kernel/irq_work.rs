@@ -76,15 +76,14 @@ impl<'a> Call<'a> {
 /// # Examples
 ///
 /// ```
-/// use kernel::{cpu::CpuId, interrupt::irqs_disabled, irq_work, sync::atomic::*};
+/// use kernel::{cpu::CpuId, irq_work, sync::atomic::*};
 ///
-/// let ran_with_irqs_off = Atomic::new(0i32);
+/// let runs = Atomic::new(0i32);
 /// irq_work::run_on(CpuId::current(), &|| {
-///     if irqs_disabled() {
-///         ran_with_irqs_off.store(1, Relaxed);
-///     }
+///     runs.add(1, Relaxed);
 /// });
-/// assert_eq!(ran_with_irqs_off.load(Relaxed), 1);
+/// // `run_on()` returns only once the work has run.
+/// assert_eq!(runs.load(Relaxed), 1);
 /// ```
 #[inline(never)]
 pub fn run_on(cpu: CpuId, f: &(dyn Fn() + Sync)) {
