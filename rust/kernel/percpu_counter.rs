@@ -18,7 +18,7 @@
 use crate::{
     alloc::{memalloc::might_alloc, Flags},
     bindings,
-    error::{to_result, Result},
+    error::to_result,
     prelude::*,
     sync::LockClassKey,
     types::Opaque,
