@@ -40,9 +40,9 @@ record() { # suite case pass|fail [detail]
 }
 
 if "$TOP/scripts/disasm-check.sh" >"$ART/disasm.txt" 2>&1; then
-	record disasm percpu_add_one_gs_insn_and_irqsave_calls pass
+	record disasm percpu_add_irqsave_calls_helpers_inlined pass
 else
-	record disasm percpu_add_one_gs_insn_and_irqsave_calls fail "see results/disasm.txt"
+	record disasm percpu_add_irqsave_calls_helpers_inlined fail "see results/disasm.txt"
 fi
 cat "$ART/disasm.txt"
 

@@ -39,6 +39,16 @@ else
 	echo "disasm: FAIL (calls: $targets)"
 	ok=0
 fi
+# With CONFIG_RUST_INLINE_HELPERS every C helper is inlined into the kernel crate.
+if grep -qx CONFIG_RUST_INLINE_HELPERS=y "$B/.config"; then
+	left=$(llvm-nm-19 -u "$B/rust/kernel.o" | grep -c rust_helper || true)
+	if [ "$left" = 0 ]; then
+		echo "disasm: PASS (0 rust_helper_* calls left in rust/kernel.o)"
+	else
+		echo "disasm: FAIL ($left rust_helper_* calls left in rust/kernel.o)"
+		ok=0
+	fi
+fi
 [ "$ok" = 1 ] || exit 1
 
 # For comparison: C's this_cpu_add() on a u64, i.e. the helper compiled as C with the same
