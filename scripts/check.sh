@@ -29,14 +29,20 @@ declare -A NAME=(
 	[detect-4]=detect_seed004_io_reclaim_recursion
 	[detect-5]=detect_irqsave_out_of_order
 )
-BAD_RE='possible circular locking dependency|inconsistent lock state|irq lock inversion|-safe -> .*-unsafe lock order|possible recursive locking|Invalid wait context|bad unlock balance|held lock freed|still has locks held|non-static key|DEBUG_LOCKS_WARN_ON|turning off the locking correctness validator|sleeping function called from invalid context|scheduling while atomic|in preemptible \[|called with IRQs enabled|cut here|Kernel panic|Oops|BUG: |ODEBUG'
+BAD_RE='possible circular locking dependency|inconsistent lock state|irq lock inversion|-safe -> .*-unsafe lock order|possible recursive locking|Invalid wait context|bad unlock balance|held lock freed|still has locks held|non-static key|DEBUG_LOCKS_WARN_ON|turning off the locking correctness validator|sleeping function called from invalid context|scheduling while atomic|in preemptible \[|called with IRQs enabled|cut here|Kernel panic|Oops|BUG: |ODEBUG|WARNING:|enqueued on deprecated workqueue'
 
 BOOTS=${BOOTS:-clean detect-1 detect-2 detect-3 detect-4 detect-5}
-pass=0 fail=0
+# KUnit cases allowed to report SKIP (suite.case); any other skip fails.
+EXPECTED_SKIPS=${EXPECTED_SKIPS:-rust_kernel_kunit.rust_test_kunit_always_disabled_test}
+pass=0 fail=0 skip=0
 rows=()
-record() { # suite case pass|fail [detail]
+record() { # suite case pass|fail|skip [detail]
 	rows+=("$(printf '%-28s %-44s %s %s' "$1" "$2" "$3" "${4:-}")")
-	if [ "$3" = pass ]; then pass=$((pass + 1)); else fail=$((fail + 1)); fi
+	case $3 in
+	pass) pass=$((pass + 1)) ;;
+	skip) skip=$((skip + 1)) ;;
+	*) fail=$((fail + 1)) ;;
+	esac
 }
 
 if "$TOP/scripts/disasm-check.sh" >"$ART/disasm.txt" 2>&1; then
@@ -45,6 +51,14 @@ else
 	record disasm percpu_add_irqsave_calls_helpers_inlined fail "see results/disasm.txt"
 fi
 cat "$ART/disasm.txt"
+
+# Compile-fail cases: each "does not compile" claim, and a control that must build.
+"$TOP/scripts/compile-fail.sh" >"$ART/compile-fail.txt" 2>&1 || true
+n=0
+while read -r c st detail; do
+	record compile_fail "$c" "$st" "$detail"; n=$((n + 1))
+done < <(grep -E '^cf_[a-z0-9_]+ (pass|fail)' "$ART/compile-fail.txt")
+[ "$n" -gt 1 ] || record compile_fail cases fail "no case ran, see $ART/compile-fail.txt"
 
 boot_ok() { # dir: did the guest script run to the end?
 	[ "$(cat "$1/rc" 2>/dev/null)" = 0 ] && [ -s "$1/dmesg" ]
@@ -70,7 +84,11 @@ for boot in $BOOTS; do
 			fi
 			while read -r st c; do
 				n=$((n + 1))
-				record "$s" "$c" "$st"
+				if [ "$st" = skip ] && ! [[ " $EXPECTED_SKIPS " == *" $s.$c "* ]]; then
+					record "$s" "$c" fail "unexpected SKIP"
+				else
+					record "$s" "$c" "$st"
+				fi
 			done < <(python3 - "$dir/ktap/$s.json" <<'PY'
 import json, sys
 d = json.load(open(sys.argv[1]))
@@ -80,7 +98,7 @@ def walk(t):
         yield from walk(g)
     for c in t.get("test_cases") or []:
         st = c.get("status")
-        yield ("pass" if st in ("PASS", "SKIP") else "fail", c.get("name"))
+        yield ({"PASS": "pass", "SKIP": "skip"}.get(st, "fail"), c.get("name"))
 for st, name in walk(d):
     print(st, name)
 PY
@@ -123,5 +141,5 @@ fi
 printf '\n%-28s %-44s %s\n' SUITE CASE RESULT
 printf '%s\n' "${rows[@]}"
 echo
-echo "$pass passed, $fail failed"
+echo "$pass passed, $fail failed, $skip skipped"
 [ "$fail" = 0 ] && [ "$pass" -gt 0 ]

@@ -13,7 +13,7 @@ use kernel::{
     percpu::{on_each_cpu, online_cpus, PerCpu, PerCpuNum},
     percpu_counter::PercpuCounter,
     prelude::*,
-    sync::{new_spinlock_irqsave, SpinLockIrqSave, WbLockCookie},
+    sync::{new_spinlock_irq, new_spinlock_irqsave, SpinLockIrq, SpinLockIrqSave, WbLockCookie},
 };
 
 module! {
@@ -54,7 +54,7 @@ struct Stats {
     #[pin]
     queue: SpinLockIrqSave<u64>,
     #[pin]
-    wb: SpinLockIrqSave<u64>,
+    wb: SpinLockIrq<u64>,
 }
 
 struct RustPercpu {
@@ -101,14 +101,14 @@ impl Stats {
     /// writeback lock is taken only while a switch is in progress (the `wb_lock_cookie`
     /// pattern), and its end restores the saved interrupt state instead of enabling interrupts.
     fn account_writeback(&self, switching: bool) {
-        let mut q = self.queue.lock();
-        *q += 1;
-        let mut cookie = WbLockCookie::begin(&self.wb, || switching);
-        if let Some(wb) = cookie.data() {
-            *wb += 1;
-        }
-        cookie.end();
-        drop(q);
+        self.queue.lock_irqsave(|q| {
+            **q += 1;
+            let mut cookie = WbLockCookie::begin(&self.wb, || switching);
+            if let Some(wb) = cookie.data() {
+                *wb += 1;
+            }
+            cookie.end();
+        });
     }
 }
 
@@ -134,7 +134,7 @@ impl kernel::Module for RustPercpu {
                     hist: PerCpu::new(GFP_KERNEL, |_| Histogram::default())?,
                     inflight <- new_percpu_counter!(0, GFP_KERNEL),
                     queue <- new_spinlock_irqsave!(0, "rust_percpu_queue"),
-                    wb <- new_spinlock_irqsave!(0, "rust_percpu_wb"),
+                    wb <- new_spinlock_irq!(0, "rust_percpu_wb"),
                 }? Error),
                 GFP_KERNEL,
             )
@@ -170,7 +170,7 @@ impl kernel::Module for RustPercpu {
             stats.bytes.sum(),
             stats.inflight.read(),
             stats.inflight.sum(),
-            *stats.queue.lock(),
+            stats.queue.lock_irqsave(|q| **q),
             *stats.wb.lock()
         );
         Ok(RustPercpu { stats })

@@ -112,15 +112,15 @@ fn seed001(safe: bool) -> Result {
             GFP_KERNEL,
         )?;
         let wb = KBox::pin_init(
-            new_spinlock_irqsave!(0u32, "lockdep_seed001_safe_wb"),
+            new_spinlock_irq!(0u32, "lockdep_seed001_safe_wb"),
             GFP_KERNEL,
         )?;
-        irq_work::run_on_each_cpu(&|| *outer.lock() += 1)?;
-        let o = outer.lock();
-        let cookie = WbLockCookie::begin(&wb, || true);
-        cookie.end();
-        let still_disabled = irqs_disabled();
-        drop(o);
+        irq_work::run_on_each_cpu(&|| outer.lock_irqsave(|o| **o += 1))?;
+        let still_disabled = outer.lock_irqsave(|_| {
+            let cookie = WbLockCookie::begin(&wb, || true);
+            cookie.end();
+            cfg!(CONFIG_PREEMPT_RT) || irqs_disabled()
+        });
         if !still_disabled {
             pr_err!("seed001: interrupts enabled inside the outer irqsave region\n");
             return Err(EINVAL);
@@ -197,15 +197,20 @@ fn irqsave_order(safe: bool) -> Result {
             GFP_KERNEL,
         )?;
         irq_work::run_on_each_cpu(&|| {
-            *a.lock() += 1;
+            a.lock_irqsave(|g| **g += 1);
             *b.lock() += 1;
         })?;
         rust_percpu_lockdep_irqsave_inc(&c);
-        let ga = a.lock();
-        let gb = b.lock_with(ga.irq_disabled());
-        // `drop(ga)` here would not compile: `gb` borrows `ga`.
+        // The C bug takes `a` then `b` with irqsave and releases `a` first. Here `a`'s critical
+        // section is a closure, so `b` (nested) ends first; a `SpinLockIrq` guard returned from
+        // the closure would keep interrupts disabled until it ends.
+        let gb = a.lock_irqsave(|_| b.lock());
+        let held = cfg!(CONFIG_PREEMPT_RT) || irqs_disabled();
         drop(gb);
-        drop(ga);
+        if !held || irqs_disabled() {
+            pr_err!("irqsave_order: wrong interrupt state around the nested lock\n");
+            return Err(EINVAL);
+        }
         return Ok(());
     }
     let a = RawLock::new(c_str!("lockdep_order_a"), static_lock_class!())?;
@@ -236,11 +241,11 @@ fn rust_percpu_lockdep_add_u64(n: &PerCpuNum<u64>, v: u64) {
 }
 
 /// Checked by the harness's disassembly test: taking and releasing a `SpinLockIrqSave` must cost
-/// what C's `spin_lock_irqsave()`/`spin_unlock_irqrestore()` cost, one call each.
+/// what C's `spin_lock_irqsave()`/`spin_unlock_irqrestore()` cost, one call each, plus a read of
+/// the preempt count at each end (out-of-line calls only on the refcounted-region paths).
 #[inline(never)]
 fn rust_percpu_lockdep_irqsave_inc(l: &SpinLockIrqSave<u64>) {
-    let mut g = l.lock();
-    *g = g.wrapping_add(1);
+    l.lock_irqsave(|g| **g = g.wrapping_add(1));
 }
 
 /// A scenario: its name and the function that runs it, safely (`true`) or the C way (`false`).

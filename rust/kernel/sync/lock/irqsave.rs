@@ -2,46 +2,62 @@
 
 //! A spinlock taken with `spin_lock_irqsave()`, and a writeback-cookie style conditional guard.
 //!
-//! [`SpinLockIrqSave`] saves the interrupt state in its guard and restores exactly that state when
-//! the guard is dropped (`spin_unlock_irqrestore()`). Unlike `spin_unlock_irq()`, it never
+//! [`SpinLockIrqSave`] saves the interrupt state when the lock is taken and restores exactly that
+//! state when it is released (`spin_unlock_irqrestore()`). Unlike `spin_unlock_irq()`, it never
 //! enables interrupts that were disabled before the lock was taken, so it is correct inside any
 //! interrupt-disabled region, C or Rust: the bug fixed by C's `struct wb_lock_cookie` cannot
 //! happen.
 //!
-//! # Which lock to use
+//! # Ordering, by construction
 //!
-//! - [`SpinLockIrq`]: the default for data shared with interrupt handlers in Rust code. It
-//!   counts interrupt disabling per CPU, so its guards may be dropped in any order.
-//! - [`SpinLockIrqSave`]: when the code mirrors or interoperates with C that uses
-//!   `spin_lock_irqsave()` on the same lock, or when the exact saved state must be restored (for
-//!   example when called from C with interrupts in an unknown state). Its guards restore what
-//!   they saved, so they must end in the reverse order of their creation, as in C.
-//! - A lock that is always taken with interrupts already disabled: use
-//!   [`SpinLockIrq::lock_with`] with the [`LocalInterruptDisabled`] token of the outer guard
-//!   ([`Guard::irq_disabled`]).
+//! A saved interrupt state is only correct if it is restored in the reverse order of saving:
+//! restoring an outer "enabled" state while an inner lock is still held leaves interrupts on under
+//! that lock. Safe code therefore never holds a free-standing irqsave guard:
 //!
-//! # Ordering
+//! - [`SpinLockIrqSave::lock_irqsave`] runs a closure with the lock held. Closures nest, so the
+//!   states are restored last-in, first-out. The guard the closure receives is branded with a
+//!   lifetime of its own: it cannot leave the closure, nor be swapped with the guard of another
+//!   lock.
+//! - The refcounted scheme of [`SpinLockIrq`] and [`local_interrupt_disable`] (whose guards may
+//!   be dropped in any order) interoperates: a refcounted region that is open when the closure
+//!   starts is joined, so it cannot end (and restore its own saved state) while the lock is held;
+//!   a refcounted region that starts inside the closure and outlives it (returned from it, for
+//!   example) inherits the saved state, so interrupts stay disabled until it ends and then return
+//!   to the state saved here. The cost is one read of the preempt count on entry and one on exit.
+//! - [`WbLockCookie`] is built on [`SpinLockIrq`], so cookies may end in any order.
+//! - [`SpinLockIrqSave::lock_unchecked`] returns a free-standing guard, as C's
+//!   `spin_lock_irqsave()` does, for code that must mirror C. It is `unsafe`: the caller promises
+//!   the last-in, first-out order.
 //!
-//! Releasing two irqsave guards out of order would restore the "interrupts enabled" state while
-//! the inner lock is still held. This module makes that impossible by construction where it
-//! nests locks itself: a nested lock taken with [`Guard::irq_disabled`] or inside
-//! [`SpinLockIrqSave::with_irqsave`] borrows the outer guard, so the compiler rejects dropping the
-//! outer guard first. Two guards obtained independently with [`Lock::lock`] follow C's rule (end
-//! in reverse order); lockdep reports a violation when the inner lock is also used from
-//! interrupt context.
+//! # PREEMPT_RT
+//!
+//! With `CONFIG_PREEMPT_RT`, `spinlock_t` is a sleeping lock and `spin_lock_irqsave()` does not
+//! disable interrupts (handlers run in threads, and take the lock like any other task). Both types
+//! then guarantee mutual exclusion only: interrupts stay enabled, and the guard of
+//! [`SpinLockIrqSave::lock_irqsave`] does not offer [`IrqSaveGuard::irq_disabled`]. Code that
+//! nests a [`SpinLockIrq`] takes it with [`Lock::lock`] there.
 //!
 //! C header: [`include/linux/spinlock.h`](srctree/include/linux/spinlock.h)
 //!
 //! [`SpinLockIrq`]: super::spinlock::SpinLockIrq
-//! [`SpinLockIrq::lock_with`]: super::spinlock::SpinLockIrq::lock_with
-//! [`LocalInterruptDisabled`]: crate::interrupt::LocalInterruptDisabled
+//! [`local_interrupt_disable`]: crate::interrupt::local_interrupt_disable
 
-use super::{Backend, Guard, Lock};
+use super::{spinlock::SpinLockIrqGuard, Backend, Guard, Lock};
 use crate::{
     ffi::c_ulong,
-    interrupt::LocalInterruptDisabled,
-    sync::rcu, //
+    str::CStr,
+    sync::{rcu, LockClassKey, SpinLockIrq},
+    types::NotThreadSafe,
 };
+use core::{
+    marker::PhantomData,
+    ops::{Deref, DerefMut},
+    pin::Pin,
+};
+use pin_init::{pin_data, pin_init, PinInit};
+
+#[cfg(not(CONFIG_PREEMPT_RT))]
+use crate::interrupt::LocalInterruptDisabled;
 
 /// Creates a [`SpinLockIrqSave`] initialiser with the given name and a new lock class.
 ///
@@ -56,8 +72,13 @@ macro_rules! new_spinlock_irqsave {
 }
 pub use new_spinlock_irqsave;
 
-/// A spinlock whose guard saves and restores the local interrupt state
+/// A spinlock whose critical sections save and restore the local interrupt state
 /// (`spin_lock_irqsave()`/`spin_unlock_irqrestore()`).
+///
+/// The lock is held for the duration of a closure ([`lock_irqsave`](Self::lock_irqsave),
+/// [`try_lock_irqsave`](Self::try_lock_irqsave)), so saved states are restored in the reverse
+/// order of saving by construction. See the [module documentation](self) for how it combines
+/// with [`SpinLockIrq`] and what it guarantees on PREEMPT_RT.
 ///
 /// # Examples
 ///
@@ -68,23 +89,28 @@ pub use new_spinlock_irqsave;
 /// let outer = KBox::pin_init(new_spinlock_irqsave!(0u32, "outer"), GFP_KERNEL)?;
 /// let inner = KBox::pin_init(new_spinlock_irqsave!(0u32, "inner"), GFP_KERNEL)?;
 ///
-/// let mut o = outer.lock();
-/// *o += 1;
-/// {
-///     let mut i = inner.lock();
-///     *i += 1;
-/// } // Restores "disabled", as saved: the outer lock is still held.
-/// assert!(irqs_disabled());
-/// drop(o);
+/// outer.lock_irqsave(|o| {
+///     **o += 1;
+///     inner.lock_irqsave(|i| **i += 1);
+///     // Restored "disabled", as saved: the outer lock is still held.
+///     assert!(cfg!(CONFIG_PREEMPT_RT) || irqs_disabled());
+/// });
 /// assert!(!irqs_disabled());
 /// # Ok::<(), Error>(())
 /// ```
-pub type SpinLockIrqSave<T> = Lock<T, SpinLockIrqSaveBackend>;
+///
+#[pin_data]
+pub struct SpinLockIrqSave<T: ?Sized> {
+    #[pin]
+    inner: Lock<T, SpinLockIrqSaveBackend>,
+}
 
-/// A guard of a [`SpinLockIrqSave`]; it holds the saved interrupt state.
+/// A free-standing guard of a [`SpinLockIrqSave`], from the `unsafe`
+/// [`SpinLockIrqSave::lock_unchecked`]; it holds the saved interrupt state.
 pub type SpinLockIrqSaveGuard<'a, T> = Guard<'a, T, SpinLockIrqSaveBackend>;
 
-/// A kernel `spinlock_t` taken with `spin_lock_irqsave()`.
+/// A kernel `spinlock_t` taken with `spin_lock_irqsave()`: the backend of the guards of
+/// [`SpinLockIrqSave::lock_unchecked`].
 pub struct SpinLockIrqSaveBackend;
 
 // SAFETY: The underlying kernel `spinlock_t` object ensures mutual exclusion, and `relock` (the
@@ -136,11 +162,172 @@ unsafe impl Backend for SpinLockIrqSaveBackend {
     }
 }
 
-impl<T: ?Sized> Lock<T, SpinLockIrqSaveBackend> {
+impl<T> SpinLockIrqSave<T> {
+    /// Constructs a new lock initialiser; see [`new_spinlock_irqsave!`].
+    pub fn new(
+        t: impl PinInit<T>,
+        name: &'static CStr,
+        key: Pin<&'static LockClassKey>,
+    ) -> impl PinInit<Self> {
+        pin_init!(Self {
+            inner <- Lock::new(t, name, key),
+        })
+    }
+}
+
+/// The interrupt state saved on entry to a critical section of a [`SpinLockIrqSave`].
+#[derive(Clone, Copy)]
+enum Saved {
+    /// Taken with `spin_lock_irqsave()`, which saved these flags.
+    Flags(c_ulong),
+    /// Taken with `spin_lock()` inside a refcounted interrupt-disabled region, joined with
+    /// `local_interrupt_disable()`.
+    Joined,
+}
+
+/// Returns the nesting depth of refcounted interrupt disabling (`local_interrupt_disable()`) on
+/// this CPU.
+#[inline(always)]
+fn refcounted_irq_depth() -> u32 {
+    // SAFETY: Reads the preempt count of the current CPU, which is always valid.
+    unsafe { bindings::hardirq_disable_depth() }
+}
+
+/// Takes the lock at `ptr` inside an open refcounted interrupt-disabled region, joining it.
+///
+/// Out of line: it is not the common case, and it keeps the fast path as short as C's.
+///
+/// # Safety
+///
+/// `ptr` points to an initialised `spinlock_t` that stays valid until [`unlock_slow`] releases
+/// it, and the current CPU is inside a refcounted interrupt-disabled region.
+#[cold]
+#[inline(never)]
+unsafe fn lock_joined(ptr: *mut bindings::spinlock_t) {
+    // SAFETY: `local_interrupt_disable()` may always be called; it only counts here, as the
+    // region is open. `ptr` is valid and initialised.
+    unsafe {
+        bindings::local_interrupt_disable();
+        bindings::spin_lock(ptr);
+    }
+}
+
+/// Like [`lock_joined`], but with `spin_trylock()`; returns whether the lock was taken.
+///
+/// # Safety
+///
+/// As for [`lock_joined`].
+#[cold]
+#[inline(never)]
+unsafe fn try_lock_joined(ptr: *mut bindings::spinlock_t) -> bool {
+    // SAFETY: As in `lock_joined`; on failure the region is left again, as it was found.
+    unsafe {
+        bindings::local_interrupt_disable();
+        if bindings::spin_trylock(ptr) != 0 {
+            return true;
+        }
+        bindings::local_interrupt_enable();
+    }
+    false
+}
+
+/// Releases the lock at `ptr` when [`unlock`]'s fast path does not apply.
+///
+/// # Safety
+///
+/// The current task holds the lock at `ptr`, taken as `saved` says, and the critical section
+/// is ending.
+#[cold]
+#[inline(never)]
+unsafe fn unlock_slow(ptr: *mut bindings::spinlock_t, saved: Saved) {
+    // SAFETY: The caller owns the lock. Interrupts stay as they are.
+    unsafe { bindings::spin_unlock(ptr) };
+    match saved {
+        Saved::Joined => {
+            // SAFETY: Leaves the region joined by `lock_joined()`.
+            unsafe { bindings::local_interrupt_enable() }
+        }
+        // A refcounted region started inside the critical section and is still open. It saved
+        // "disabled" (the state inside); hand it the state saved on entry, which it restores
+        // when it ends. Interrupts stay disabled until then. On PREEMPT_RT,
+        // `spin_lock_irqsave()` did not disable interrupts, so the region saved the state of
+        // entry itself.
+        Saved::Flags(_flags) => {
+            #[cfg(not(CONFIG_PREEMPT_RT))]
+            // SAFETY: A refcounted region is open on this CPU, with interrupts disabled; its
+            // saved state is read only when the region ends.
+            unsafe {
+                bindings::local_interrupt_save_state(_flags)
+            };
+        }
+    }
+}
+
+/// Ends a critical section begun by [`lock`] or [`try_lock`].
+///
+/// # Safety
+///
+/// The current task holds the lock at `ptr`, taken as `saved` says, and every critical section
+/// of a [`SpinLockIrqSave`] begun after this one has ended.
+#[inline(always)]
+unsafe fn unlock(ptr: *mut bindings::spinlock_t, saved: Saved) {
+    match saved {
+        Saved::Flags(flags) if refcounted_irq_depth() == 0 => {
+            // SAFETY: The caller owns the lock; `flags` is what `spin_lock_irqsave()` saved, and
+            // no region that began after it is still open.
+            unsafe { bindings::spin_unlock_irqrestore(ptr, flags) }
+        }
+        _ => {
+            // SAFETY: As required by the caller.
+            unsafe { unlock_slow(ptr, saved) }
+        }
+    }
+}
+
+/// Takes the lock at `ptr` with the interrupt state saved.
+///
+/// # Safety
+///
+/// `ptr` points to an initialised `spinlock_t` that stays valid until [`unlock`] releases it.
+#[inline(always)]
+unsafe fn lock(ptr: *mut bindings::spinlock_t) -> Saved {
+    if refcounted_irq_depth() == 0 {
+        // SAFETY: `ptr` is valid and initialised.
+        Saved::Flags(unsafe { bindings::spin_lock_irqsave(ptr) })
+    } else {
+        // SAFETY: `ptr` is valid and initialised; a refcounted region is open.
+        unsafe { lock_joined(ptr) };
+        Saved::Joined
+    }
+}
+
+/// Tries to take the lock at `ptr` with the interrupt state saved.
+///
+/// # Safety
+///
+/// As for [`lock`].
+#[inline(always)]
+unsafe fn try_lock(ptr: *mut bindings::spinlock_t) -> Option<Saved> {
+    if refcounted_irq_depth() == 0 {
+        let mut flags: c_ulong = 0;
+        // SAFETY: `ptr` is valid and initialised; `flags` is a valid place for the saved state.
+        if unsafe { bindings::spin_trylock_irqsave(ptr, &mut flags) } != 0 {
+            Some(Saved::Flags(flags))
+        } else {
+            None
+        }
+    } else {
+        // SAFETY: `ptr` is valid and initialised; a refcounted region is open.
+        unsafe { try_lock_joined(ptr) }.then_some(Saved::Joined)
+    }
+}
+
+impl<T: ?Sized> SpinLockIrqSave<T> {
     /// Runs `f` with the lock held and interrupts disabled, then restores the saved state.
     ///
-    /// `f` gets the guard by reference, so it cannot end it early; locks nested inside `f` end
-    /// before this one by construction.
+    /// `f` gets the guard by reference, branded with a lifetime of its own: it cannot end the
+    /// critical section early, keep the guard after it returns, or exchange it with the guard of
+    /// another lock. Critical sections nested inside `f` end before this one.
     ///
     /// # Examples
     ///
@@ -148,7 +335,7 @@ impl<T: ?Sized> Lock<T, SpinLockIrqSaveBackend> {
     /// use kernel::sync::new_spinlock_irqsave;
     ///
     /// let l = KBox::pin_init(new_spinlock_irqsave!(1u32), GFP_KERNEL)?;
-    /// let v = l.with_irqsave(|g| {
+    /// let v = l.lock_irqsave(|g| {
     ///     **g += 1;
     ///     **g
     /// });
@@ -156,23 +343,108 @@ impl<T: ?Sized> Lock<T, SpinLockIrqSaveBackend> {
     /// # Ok::<(), Error>(())
     /// ```
     #[inline]
-    pub fn with_irqsave<R>(&self, f: impl FnOnce(&mut SpinLockIrqSaveGuard<'_, T>) -> R) -> R {
-        let mut guard = self.lock();
-        f(&mut guard)
+    pub fn lock_irqsave<R>(&self, f: impl for<'g> FnOnce(&mut IrqSaveGuard<'g, T>) -> R) -> R {
+        let ptr = self.inner.state.get();
+        // SAFETY: The lock was initialised by `new`, and `self` outlives the critical section.
+        let saved = unsafe { lock(ptr) };
+        let r = f(&mut IrqSaveGuard::new(self));
+        // SAFETY: We took the lock above as `saved` says. Critical sections begun inside `f` are
+        // closures that ended before it returned, or refcounted regions, which `unlock` handles.
+        unsafe { unlock(ptr, saved) };
+        r
+    }
+
+    /// Runs `f` with the lock held if it can be taken without spinning; returns `None` otherwise.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use kernel::sync::new_spinlock_irqsave;
+    ///
+    /// let l = KBox::pin_init(new_spinlock_irqsave!(1u32), GFP_KERNEL)?;
+    /// assert_eq!(l.try_lock_irqsave(|g| **g), Some(1));
+    /// // Already held: the nested attempt fails instead of deadlocking.
+    /// assert_eq!(l.lock_irqsave(|_| l.try_lock_irqsave(|g| **g)), None);
+    /// # Ok::<(), Error>(())
+    /// ```
+    #[inline]
+    pub fn try_lock_irqsave<R>(
+        &self,
+        f: impl for<'g> FnOnce(&mut IrqSaveGuard<'g, T>) -> R,
+    ) -> Option<R> {
+        let ptr = self.inner.state.get();
+        // SAFETY: As in `lock_irqsave`.
+        let saved = unsafe { try_lock(ptr) }?;
+        let r = f(&mut IrqSaveGuard::new(self));
+        // SAFETY: As in `lock_irqsave`.
+        unsafe { unlock(ptr, saved) };
+        Some(r)
+    }
+
+    /// Takes the lock and returns a free-standing guard, as C's `spin_lock_irqsave()` does.
+    ///
+    /// For code that must mirror C (for example a lock also taken by C code, released on a
+    /// different path than it was taken). Prefer [`lock_irqsave`](Self::lock_irqsave).
+    ///
+    /// # Safety
+    ///
+    /// While the returned guard exists, no interrupt-disabled region that was entered before this
+    /// call may end on this CPU, and every such region entered after this call must have ended
+    /// when the guard is dropped. Such regions are the critical sections of other
+    /// [`SpinLockIrqSave`]s (closures or guards), the guards of [`SpinLockIrq`] and
+    /// [`WbLockCookie`]s, [`LocalInterruptDisabled`] guards, and C's `local_irq_save()`,
+    /// `spin_lock_irqsave()` and `local_interrupt_disable()` sections. The guard's `do_unlocked`
+    /// must not be called while such a region entered after this call is open.
+    ///
+    /// [`LocalInterruptDisabled`]: crate::interrupt::LocalInterruptDisabled
+    #[inline]
+    pub unsafe fn lock_unchecked(&self) -> SpinLockIrqSaveGuard<'_, T> {
+        self.inner.lock()
     }
 }
 
-impl<'a, T: ?Sized> Guard<'a, T, SpinLockIrqSaveBackend> {
-    /// Returns the interrupt state saved when the lock was taken (C's `flags`).
-    #[inline]
-    pub fn saved_flags(&self) -> c_ulong {
-        self.state
+/// Access to the data of a [`SpinLockIrqSave`] inside [`SpinLockIrqSave::lock_irqsave`].
+///
+/// The lifetime `'g` is invariant and a new one for every critical section, so a guard cannot be
+/// returned from its closure nor exchanged with the guard of another critical section (which
+/// could outlive it).
+///
+/// # Invariants
+///
+/// The lock is held by the current task, with the interrupt state saved, for as long as the
+/// object exists; it exists only inside the closure of the critical section.
+pub struct IrqSaveGuard<'g, T: ?Sized> {
+    lock: &'g SpinLockIrqSave<T>,
+    _brand: PhantomData<fn(&'g ()) -> &'g ()>,
+    _not_send: NotThreadSafe,
+}
+
+impl<'g, T: ?Sized> IrqSaveGuard<'g, T> {
+    /// Creates the guard of a critical section of `lock`.
+    #[inline(always)]
+    fn new(lock: &'g SpinLockIrqSave<T>) -> Self {
+        // INVARIANT: Called by the critical sections of `lock`, which hold it, and lent to their
+        // closures by reference only.
+        Self {
+            lock,
+            _brand: PhantomData,
+            _not_send: NotThreadSafe,
+        }
     }
 
-    /// Returns a token proving that local interrupts are disabled while this guard lives.
+    /// Returns the data as a pinned mutable reference.
+    #[inline]
+    pub fn as_mut(&mut self) -> Pin<&mut T> {
+        // SAFETY: The data of a pinned lock is structurally pinned, and by the type invariants
+        // the lock is held.
+        unsafe { Pin::new_unchecked(&mut *self.lock.inner.data.get()) }
+    }
+
+    /// Returns a token proving that local interrupts are disabled inside this critical section.
     ///
-    /// Use it to take nested [`SpinLockIrq`](super::spinlock::SpinLockIrq) locks with
-    /// `lock_with()`: they borrow this guard, so they end before it by construction.
+    /// Use it to take nested [`SpinLockIrq`] locks with `lock_with()`: their guards borrow this
+    /// guard, so they end inside the critical section. Not available on PREEMPT_RT, where
+    /// interrupts stay enabled.
     ///
     /// # Examples
     ///
@@ -181,66 +453,95 @@ impl<'a, T: ?Sized> Guard<'a, T, SpinLockIrqSaveBackend> {
     ///
     /// let outer = KBox::pin_init(new_spinlock_irqsave!(0u32), GFP_KERNEL)?;
     /// let inner = KBox::pin_init(new_spinlock_irq!(0u32), GFP_KERNEL)?;
-    /// let o = outer.lock();
-    /// let mut i = inner.lock_with(o.irq_disabled());
-    /// *i += 1;
-    /// drop(i); // Dropping `o` before `i` would not compile.
-    /// drop(o);
+    /// # #[cfg(not(CONFIG_PREEMPT_RT))]
+    /// outer.lock_irqsave(|o| {
+    ///     let mut i = inner.lock_with(o.irq_disabled());
+    ///     *i += 1;
+    /// });
     /// # Ok::<(), Error>(())
     /// ```
+    ///
+    /// [`SpinLockIrq`]: super::spinlock::SpinLockIrq
+    #[cfg(not(CONFIG_PREEMPT_RT))]
     #[inline]
     pub fn irq_disabled(&self) -> &LocalInterruptDisabled {
-        // SAFETY: The lock was taken with `spin_lock_irqsave()`, so local interrupts are disabled
-        // until this guard is dropped, which the returned borrow of `self` outlives.
+        // SAFETY: By the type invariants, this guard exists only inside a critical section, which
+        // entered with `spin_lock_irqsave()` (without PREEMPT_RT, this disables interrupts) or
+        // inside a refcounted interrupt-disabled region that it joined, so that the region cannot
+        // end before the critical section. Nothing safe re-enables interrupts inside: nested
+        // critical sections restore the "disabled" state they found. The returned borrow of
+        // `self` ends inside the critical section.
         unsafe { LocalInterruptDisabled::assume_disabled() }
     }
 }
 
-/// A writeback-cookie style guard: an RCU read-side section in which a [`SpinLockIrqSave`] is
-/// held only if a condition was true (C's `struct wb_lock_cookie`).
+impl<T: ?Sized> Deref for IrqSaveGuard<'_, T> {
+    type Target = T;
+
+    #[inline]
+    fn deref(&self) -> &T {
+        // SAFETY: By the type invariants, the lock is held, so nobody else accesses the data.
+        unsafe { &*self.lock.inner.data.get() }
+    }
+}
+
+impl<T: ?Sized + Unpin> DerefMut for IrqSaveGuard<'_, T> {
+    #[inline]
+    fn deref_mut(&mut self) -> &mut T {
+        // SAFETY: By the type invariants, the lock is held, so nobody else accesses the data.
+        unsafe { &mut *self.lock.inner.data.get() }
+    }
+}
+
+/// A writeback-cookie style guard: an RCU read-side section in which a [`SpinLockIrq`] is held
+/// only if a condition was true (C's `struct wb_lock_cookie`).
 ///
 /// [`begin`](Self::begin) enters an RCU read-side critical section, evaluates the condition and,
-/// if it holds, takes the lock with `spin_lock_irqsave()`. [`end`](Self::end) (or dropping the
-/// cookie) releases the lock restoring exactly the saved interrupt state, then leaves the RCU
-/// section. It is therefore correct inside an outer irqsave region: interrupts stay disabled
-/// after it ends.
+/// if it holds, takes the lock with interrupts disabled. [`end`](Self::end) (or dropping the
+/// cookie) releases the lock, then leaves the RCU section. The lock is a [`SpinLockIrq`], whose
+/// interrupt disabling is counted per CPU and restores the state saved by the outermost region
+/// when the last one ends: a cookie is therefore correct inside an outer irqsave region (C's or a
+/// [`SpinLockIrqSave`] critical section), and cookies may end in any order.
 ///
 /// The cookie borrows the lock, so it cannot outlive it; `end` consumes it, so it cannot end
-/// twice; it is neither [`Send`] nor [`Sync`].
+/// twice; it is neither [`Send`] nor [`Sync`]. On PREEMPT_RT the lock sleeps and interrupts stay
+/// enabled, as for every `spinlock_t`.
 ///
 /// # Examples
 ///
 /// ```
 /// use kernel::interrupt::irqs_disabled;
-/// use kernel::sync::{new_spinlock_irqsave, WbLockCookie};
+/// use kernel::sync::{new_spinlock_irq, new_spinlock_irqsave, WbLockCookie};
 ///
-/// let outer = KBox::pin_init(new_spinlock_irqsave!(0u32, "memcg"), GFP_KERNEL)?;
-/// let wb = KBox::pin_init(new_spinlock_irqsave!(0u32, "i_pages"), GFP_KERNEL)?;
+/// let memcg = KBox::pin_init(new_spinlock_irqsave!(0u32, "memcg"), GFP_KERNEL)?;
+/// let i_pages = KBox::pin_init(new_spinlock_irq!(0u32, "i_pages"), GFP_KERNEL)?;
 ///
-/// let o = outer.lock();
-/// let mut cookie = WbLockCookie::begin(&wb, || true); // E.g. "inode is switching wb".
-/// assert!(cookie.locked());
-/// if let Some(v) = cookie.data() {
-///     *v += 1;
-/// }
-/// cookie.end();
-/// assert!(irqs_disabled()); // `spin_unlock_irq()` would have enabled them here.
-/// drop(o);
+/// memcg.lock_irqsave(|_| {
+///     let mut cookie = WbLockCookie::begin(&i_pages, || true); // E.g. "inode is switching wb".
+///     assert!(cookie.locked());
+///     if let Some(v) = cookie.data() {
+///         *v += 1;
+///     }
+///     cookie.end();
+///     // `spin_unlock_irq()` would have enabled interrupts here.
+///     assert!(cfg!(CONFIG_PREEMPT_RT) || irqs_disabled());
+/// });
+/// assert!(!irqs_disabled());
 /// # Ok::<(), Error>(())
 /// ```
 #[must_use = "the cookie ends immediately when unused"]
 pub struct WbLockCookie<'a, T: ?Sized> {
     // Dropped first: the lock is released before the RCU read-side section ends, as in C.
-    guard: Option<SpinLockIrqSaveGuard<'a, T>>,
+    guard: Option<SpinLockIrqGuard<'a, T>>,
     _rcu: rcu::Guard,
 }
 
 impl<'a, T: ?Sized> WbLockCookie<'a, T> {
-    /// Enters an RCU read-side section and takes `lock` (irqsave) if `cond()` returns true.
+    /// Enters an RCU read-side section and takes `lock` if `cond()` returns true.
     ///
     /// `cond` runs inside the RCU read-side section.
     #[inline]
-    pub fn begin(lock: &'a SpinLockIrqSave<T>, cond: impl FnOnce() -> bool) -> Self {
+    pub fn begin(lock: &'a SpinLockIrq<T>, cond: impl FnOnce() -> bool) -> Self {
         let rcu = rcu::read_lock();
         let guard = if cond() { Some(lock.lock()) } else { None };
         Self { guard, _rcu: rcu }
@@ -252,12 +553,6 @@ impl<'a, T: ?Sized> WbLockCookie<'a, T> {
         self.guard.is_some()
     }
 
-    /// Returns the interrupt state saved when the lock was taken (C's `cookie->flags`).
-    #[inline]
-    pub fn saved_flags(&self) -> Option<c_ulong> {
-        self.guard.as_ref().map(|g| g.saved_flags())
-    }
-
     /// Returns the protected data if the lock was taken.
     #[inline]
     pub fn data(&mut self) -> Option<&mut T>
@@ -267,8 +562,8 @@ impl<'a, T: ?Sized> WbLockCookie<'a, T> {
         self.guard.as_deref_mut()
     }
 
-    /// Ends the cookie: releases the lock if taken, restoring the saved interrupt state, then
-    /// leaves the RCU read-side section.
+    /// Ends the cookie: releases the lock if taken, restoring the interrupt state, then leaves
+    /// the RCU read-side section.
     #[inline]
     pub fn end(self) {}
 }
@@ -281,31 +576,33 @@ mod tests {
     use crate::prelude::*;
     use crate::sync::{new_spinlock_irq, new_spinlock_irqsave, WbLockCookie};
 
+    /// Interrupts are expected to be disabled (not on PREEMPT_RT, where spinlocks leave them on).
+    fn disabled() -> bool {
+        cfg!(CONFIG_PREEMPT_RT) || irqs_disabled()
+    }
+
     #[test]
     fn seed_001_cookie_inside_outer_irqsave() -> Result {
         let outer = KBox::pin_init(
             new_spinlock_irqsave!(0u32, "kunit_irqsave_outer"),
             GFP_KERNEL,
         )?;
-        let wb = KBox::pin_init(new_spinlock_irqsave!(0u32, "kunit_irqsave_wb"), GFP_KERNEL)?;
+        let wb = KBox::pin_init(new_spinlock_irq!(0u32, "kunit_irqsave_wb"), GFP_KERNEL)?;
         // Make the outer lock hard-IRQ-used: every CPU takes it from an irq_work.
-        run_on_each_cpu(&|| *outer.lock() += 1)?;
+        run_on_each_cpu(&|| outer.lock_irqsave(|g| **g += 1))?;
 
         let before = irqs_disabled();
-        let (in_outer, in_cookie, after_cookie, locked) = {
-            let o = outer.lock();
-            let in_outer = irqs_disabled();
+        let (in_outer, in_cookie, after_cookie, locked) = outer.lock_irqsave(|_| {
+            let in_outer = disabled();
             let mut cookie = WbLockCookie::begin(&wb, || true);
             let locked = cookie.locked();
             if let Some(v) = cookie.data() {
                 *v += 1;
             }
-            let in_cookie = irqs_disabled();
+            let in_cookie = disabled();
             cookie.end();
-            let after_cookie = irqs_disabled();
-            drop(o);
-            (in_outer, in_cookie, after_cookie, locked)
-        };
+            (in_outer, in_cookie, disabled(), locked)
+        });
         let after = irqs_disabled();
         assert!(!before);
         assert!(in_outer && in_cookie && locked);
@@ -318,24 +615,40 @@ mod tests {
 
     #[test]
     fn cookie_condition_false_takes_no_lock() -> Result {
-        let wb = KBox::pin_init(new_spinlock_irqsave!(0u32, "kunit_irqsave_wb2"), GFP_KERNEL)?;
-        let (locked, irqs, flags, trylock_ok) = {
+        let wb = KBox::pin_init(new_spinlock_irq!(0u32, "kunit_irqsave_wb2"), GFP_KERNEL)?;
+        let (locked, irqs, none, trylock_ok) = {
             let mut cookie = WbLockCookie::begin(&wb, || false);
-            let r = (
-                cookie.locked(),
-                irqs_disabled(),
-                cookie.saved_flags(),
-                cookie.data().is_none(),
-            );
+            let r = (cookie.locked(), irqs_disabled(), cookie.data().is_none());
             // The lock is free while the cookie did not take it.
             let t = wb.try_lock().is_some();
             cookie.end();
-            (r.0, r.1, r.2, r.3 && t)
+            (r.0, r.1, r.2, t)
         };
         assert!(!locked);
         assert!(!irqs);
-        assert!(flags.is_none());
+        assert!(none);
         assert!(trylock_ok);
+        Ok(())
+    }
+
+    #[test]
+    fn cookies_end_in_any_order() -> Result {
+        let a = KBox::pin_init(
+            new_spinlock_irq!(0u32, "kunit_irqsave_cookie_a"),
+            GFP_KERNEL,
+        )?;
+        let b = KBox::pin_init(
+            new_spinlock_irq!(0u32, "kunit_irqsave_cookie_b"),
+            GFP_KERNEL,
+        )?;
+        let ca = WbLockCookie::begin(&a, || true);
+        let cb = WbLockCookie::begin(&b, || true);
+        ca.end();
+        // `b` is still held: interrupts must still be disabled.
+        let mid = disabled();
+        cb.end();
+        assert!(mid);
+        assert!(!irqs_disabled());
         Ok(())
     }
 
@@ -343,48 +656,95 @@ mod tests {
     fn nests_with_spinlock_irq_and_token() -> Result {
         let a = KBox::pin_init(new_spinlock_irqsave!(0u32, "kunit_irqsave_a"), GFP_KERNEL)?;
         let b = KBox::pin_init(new_spinlock_irq!(0u32, "kunit_irqsave_b"), GFP_KERNEL)?;
-        let (x, y, z) = {
-            let ga = a.lock();
-            let gb = b.lock_with(ga.irq_disabled());
-            let x = irqs_disabled();
-            drop(gb);
-            let y = irqs_disabled();
-            drop(ga);
-            (x, y, irqs_disabled())
-        };
-        assert!(x && y && !z);
-
-        // Under `LocalInterruptDisabled`, and around a `SpinLockIrq` guard (another irqsave lock,
-        // so that lockdep sees one lock order only).
-        let c = KBox::pin_init(new_spinlock_irqsave!(0u32, "kunit_irqsave_e"), GFP_KERNEL)?;
-        let (q, r) = {
-            let token = local_interrupt_disable();
+        let (x, y) = a.lock_irqsave(|_ga| {
+            #[cfg(not(CONFIG_PREEMPT_RT))]
+            let gb = b.lock_with(_ga.irq_disabled());
+            #[cfg(CONFIG_PREEMPT_RT)]
             let gb = b.lock();
-            let gc = c.lock();
-            drop(gc);
-            let q = irqs_disabled();
+            let x = disabled();
             drop(gb);
-            let r = irqs_disabled();
+            (x, disabled())
+        });
+        assert!(x && y && !irqs_disabled());
+        Ok(())
+    }
+
+    #[test]
+    fn refcounted_region_opened_before_ends_inside() -> Result {
+        let a = KBox::pin_init(
+            new_spinlock_irqsave!(0u32, "kunit_irqsave_join"),
+            GFP_KERNEL,
+        )?;
+        let token = local_interrupt_disable();
+        // The refcounted region ends inside the critical section: it must not enable interrupts
+        // while `a` is held.
+        let inside = a.lock_irqsave(move |g| {
             drop(token);
-            (q, r)
-        };
-        assert!(q && r);
+            **g += 1;
+            disabled()
+        });
+        assert!(inside);
         assert!(!irqs_disabled());
         Ok(())
     }
 
     #[test]
-    fn with_irqsave_restores() -> Result {
+    fn refcounted_region_opened_inside_outlives_it() -> Result {
+        let a = KBox::pin_init(
+            new_spinlock_irqsave!(0u32, "kunit_irqsave_leak"),
+            GFP_KERNEL,
+        )?;
+        let b = KBox::pin_init(new_spinlock_irq!(0u32, "kunit_irqsave_leak_b"), GFP_KERNEL)?;
+        // A refcounted region (a `SpinLockIrq` guard, and a bare one) returned from the critical
+        // section: interrupts stay disabled until the last one ends, then are enabled again.
+        let (gb, token) = a.lock_irqsave(|_| (b.lock(), local_interrupt_disable()));
+        let after_section = disabled();
+        drop(gb);
+        let after_guard = disabled();
+        drop(token);
+        assert!(after_section && after_guard);
+        assert!(!irqs_disabled());
+        // The same with a cookie.
+        let cookie = a.lock_irqsave(|_| WbLockCookie::begin(&b, || true));
+        let with_cookie = disabled();
+        cookie.end();
+        assert!(with_cookie);
+        assert!(!irqs_disabled());
+        Ok(())
+    }
+
+    #[test]
+    fn try_lock_irqsave() -> Result {
+        let a = KBox::pin_init(new_spinlock_irqsave!(0u32, "kunit_irqsave_try"), GFP_KERNEL)?;
+        let nested = a.lock_irqsave(|_| a.try_lock_irqsave(|_| ()).is_none());
+        let free = a.try_lock_irqsave(|g| {
+            **g += 1;
+            disabled()
+        });
+        assert!(nested);
+        assert_eq!(free, Some(true));
+        assert!(!irqs_disabled());
+        // Inside a refcounted region too (the joined path).
+        let token = local_interrupt_disable();
+        let joined = a.try_lock_irqsave(|g| **g);
+        drop(token);
+        assert_eq!(joined, Some(1));
+        assert!(!irqs_disabled());
+        Ok(())
+    }
+
+    #[test]
+    fn nested_critical_sections_restore() -> Result {
         let a = KBox::pin_init(new_spinlock_irqsave!(0u32, "kunit_irqsave_c"), GFP_KERNEL)?;
         let b = KBox::pin_init(new_spinlock_irqsave!(0u32, "kunit_irqsave_d"), GFP_KERNEL)?;
-        let (inner_after, outer_in) = a.with_irqsave(|ga| {
+        let (inner_after, outer_in) = a.lock_irqsave(|ga| {
             **ga += 1;
-            b.with_irqsave(|gb| **gb += 1);
-            (irqs_disabled(), irqs_disabled())
+            b.lock_irqsave(|gb| **gb += 1);
+            (disabled(), disabled())
         });
         assert!(inner_after && outer_in);
         assert!(!irqs_disabled());
-        assert_eq!((*a.lock(), *b.lock()), (1, 1));
+        assert_eq!((a.lock_irqsave(|g| **g), b.lock_irqsave(|g| **g)), (1, 1));
         Ok(())
     }
 }

@@ -1,0 +1,40 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: GPL-2.0
+# Compile-fail cases: every "does not compile" claim of the API is a small module in
+# scripts/compile-fail/ that must fail to build with the error named on its "// expect:" line
+# (a rustc error code, or the message where rustc gives none). cf_ok.rs is the control: it uses
+# the same APIs correctly and must build. Built as external modules against $B.
+# Prints one line per case: "NAME pass|fail [detail]".
+
+. "$(dirname "$0")/lib.sh"
+
+[ -f "$B/Module.symvers" ] || die "no kernel build in $B"
+work=$B/compile-fail
+rm -rf "$work"
+mkdir -p "$work"
+rc=0
+for src in "$TOP"/scripts/compile-fail/*.rs; do
+	name=$(basename "$src" .rs)
+	want=$(sed -n 's|^// expect: *||p' "$src" | head -1)
+	dir=$work/$name
+	mkdir -p "$dir"
+	cp "$src" "$dir/"
+	echo "obj-m := $name.o" >"$dir/Kbuild"
+	if kmake M="$dir" modules >"$dir/log" 2>&1; then built=1; else built=0; fi
+	if [ "$want" = ok ]; then
+		if [ "$built" = 1 ]; then echo "$name pass"; else
+			echo "$name fail control did not build: $(grep -m1 -E '^error' "$dir/log")"; rc=1
+		fi
+		continue
+	fi
+	if [ "$built" = 1 ]; then
+		echo "$name fail built, expected $want"; rc=1
+	elif [[ $want == E[0-9]* ]] && grep -q "^error\[$want\]" "$dir/log"; then
+		echo "$name pass"
+	elif [[ $want != E[0-9]* ]] && grep -qF -- "error: $want" "$dir/log"; then
+		echo "$name pass"
+	else
+		echo "$name fail expected '$want', got: $(grep -m1 -E '^error' "$dir/log")"; rc=1
+	fi
+done
+exit $rc

@@ -1,0 +1,32 @@
+// SPDX-License-Identifier: GPL-2.0
+// expect: lifetime may not live long enough
+//! Compile-fail case: a lock nested with the outer section's interrupts-disabled token cannot outlive that section.
+
+use kernel::prelude::*;
+
+module! {
+    type: Case,
+    name: "cf_irqsave_nested_escapes",
+    authors: ["Rust for Linux Contributors"],
+    description: "compile-fail case",
+    license: "GPL",
+}
+
+struct Case;
+
+impl kernel::Module for Case {
+    fn init(_module: &'static ThisModule) -> Result<Self> {
+        case()?;
+        Ok(Case)
+    }
+}
+
+use kernel::sync::{new_spinlock_irq, new_spinlock_irqsave};
+
+fn case() -> Result {
+    let a = KBox::pin_init(new_spinlock_irqsave!(0u32), GFP_KERNEL)?;
+    let b = KBox::pin_init(new_spinlock_irq!(0u32), GFP_KERNEL)?;
+    let gb = a.lock_irqsave(|ga| b.lock_with(ga.irq_disabled()));
+    drop(gb);
+    Ok(())
+}

@@ -1,0 +1,34 @@
+// SPDX-License-Identifier: GPL-2.0
+// expect: E0599
+//! Compile-fail case: two irqsave guards taken with lock() and dropped outer-first (the C bug): safe code has no free-standing irqsave guard.
+
+use kernel::prelude::*;
+
+module! {
+    type: Case,
+    name: "cf_irqsave_out_of_order",
+    authors: ["Rust for Linux Contributors"],
+    description: "compile-fail case",
+    license: "GPL",
+}
+
+struct Case;
+
+impl kernel::Module for Case {
+    fn init(_module: &'static ThisModule) -> Result<Self> {
+        case()?;
+        Ok(Case)
+    }
+}
+
+use kernel::sync::new_spinlock_irqsave;
+
+fn case() -> Result {
+    let a = KBox::pin_init(new_spinlock_irqsave!(0u32), GFP_KERNEL)?;
+    let b = KBox::pin_init(new_spinlock_irqsave!(0u32), GFP_KERNEL)?;
+    let ga = a.lock();
+    let gb = b.lock();
+    drop(ga);
+    drop(gb);
+    Ok(())
+}
