@@ -35,14 +35,20 @@
 //! disable interrupts (handlers run in threads, and take the lock like any other task). Both types
 //! then guarantee mutual exclusion only: interrupts stay enabled, and the guard of
 //! [`SpinLockIrqSave::lock_irqsave`] does not offer [`IrqSaveGuard::irq_disabled`]. Code that
-//! nests a [`SpinLockIrq`] takes it with [`Lock::lock`] there.
+//! nests a [`SpinLockIrq`] takes it with `lock()` there. As for every `spinlock_t` on
+//! PREEMPT_RT, a [`SpinLockIrqSave`] must not be taken where hard interrupts are really disabled
+//! (for example inside [`local_interrupt_disable`]); lockdep reports that as an invalid wait
+//! context.
 //!
 //! C header: [`include/linux/spinlock.h`](srctree/include/linux/spinlock.h)
 //!
 //! [`SpinLockIrq`]: super::spinlock::SpinLockIrq
 //! [`local_interrupt_disable`]: crate::interrupt::local_interrupt_disable
 
-use super::{spinlock::SpinLockIrqGuard, Backend, Guard, Lock};
+use super::{
+    spinlock::{SpinLock, SpinLockIrqGuard},
+    Lock,
+};
 use crate::{
     ffi::c_ulong,
     str::CStr,
@@ -102,64 +108,9 @@ pub use new_spinlock_irqsave;
 #[pin_data]
 pub struct SpinLockIrqSave<T: ?Sized> {
     #[pin]
-    inner: Lock<T, SpinLockIrqSaveBackend>,
-}
-
-/// A free-standing guard of a [`SpinLockIrqSave`], from the `unsafe`
-/// [`SpinLockIrqSave::lock_unchecked`]; it holds the saved interrupt state.
-pub type SpinLockIrqSaveGuard<'a, T> = Guard<'a, T, SpinLockIrqSaveBackend>;
-
-/// A kernel `spinlock_t` taken with `spin_lock_irqsave()`: the backend of the guards of
-/// [`SpinLockIrqSave::lock_unchecked`].
-pub struct SpinLockIrqSaveBackend;
-
-// SAFETY: The underlying kernel `spinlock_t` object ensures mutual exclusion, and `relock` (the
-// default implementation) calls `lock`, so it also uses `spin_lock_irqsave()`.
-unsafe impl Backend for SpinLockIrqSaveBackend {
-    type State = bindings::spinlock_t;
-    type GuardState = c_ulong;
-
-    #[inline]
-    unsafe fn init(
-        ptr: *mut Self::State,
-        name: *const crate::ffi::c_char,
-        key: *mut bindings::lock_class_key,
-    ) {
-        // SAFETY: The safety requirements ensure that `ptr` is valid for writes, and `name` and
-        // `key` are valid for read indefinitely.
-        unsafe { bindings::__spin_lock_init(ptr, name, key) }
-    }
-
-    #[inline]
-    unsafe fn lock(ptr: *mut Self::State) -> Self::GuardState {
-        // SAFETY: The safety requirements of this function ensure that `ptr` points to valid
-        // memory, and that it has been initialised before.
-        unsafe { bindings::spin_lock_irqsave(ptr) }
-    }
-
-    #[inline]
-    unsafe fn unlock(ptr: *mut Self::State, guard_state: &Self::GuardState) {
-        // SAFETY: The safety requirements of this function ensure that `ptr` is valid and that
-        // the caller is the owner of the spinlock; `guard_state` holds what `lock` saved.
-        unsafe { bindings::spin_unlock_irqrestore(ptr, *guard_state) }
-    }
-
-    #[inline]
-    unsafe fn try_lock(ptr: *mut Self::State) -> Option<Self::GuardState> {
-        let mut flags: c_ulong = 0;
-        // SAFETY: `ptr` is valid and initialised; `flags` is a valid place for the saved state.
-        if unsafe { bindings::spin_trylock_irqsave(ptr, &mut flags) } != 0 {
-            Some(flags)
-        } else {
-            None
-        }
-    }
-
-    #[inline]
-    unsafe fn assert_is_held(ptr: *mut Self::State) {
-        // SAFETY: The `ptr` pointer is guaranteed to be valid and initialized before use.
-        unsafe { bindings::spin_assert_is_held(ptr) }
-    }
+    // Only its `spinlock_t` and data are used, through the functions below: a `Lock` of this
+    // module's own is never handed out, so no safe code can take it with `Lock::lock()`.
+    inner: SpinLock<T>,
 }
 
 impl<T> SpinLockIrqSave<T> {
@@ -399,7 +350,16 @@ impl<T: ?Sized> SpinLockIrqSave<T> {
     /// [`LocalInterruptDisabled`]: crate::interrupt::LocalInterruptDisabled
     #[inline]
     pub unsafe fn lock_unchecked(&self) -> SpinLockIrqSaveGuard<'_, T> {
-        self.inner.lock()
+        let ptr = self.inner.state.get();
+        // INVARIANT: The lock is taken with the state saved; the caller keeps the order.
+        SpinLockIrqSaveGuard {
+            lock: self,
+            // SAFETY: The lock was initialised by `new`, and the guard borrows `self`, so the
+            // lock outlives it; the caller guarantees the last-in, first-out order `unlock`
+            // relies on.
+            saved: unsafe { lock(ptr) },
+            _not_send: NotThreadSafe,
+        }
     }
 }
 
@@ -490,6 +450,60 @@ impl<T: ?Sized + Unpin> DerefMut for IrqSaveGuard<'_, T> {
     fn deref_mut(&mut self) -> &mut T {
         // SAFETY: By the type invariants, the lock is held, so nobody else accesses the data.
         unsafe { &mut *self.lock.inner.data.get() }
+    }
+}
+
+/// A free-standing guard of a [`SpinLockIrqSave`], from the `unsafe`
+/// [`SpinLockIrqSave::lock_unchecked`]; it holds the saved interrupt state and restores it when
+/// dropped.
+///
+/// It is not the generic [`Guard`](super::Guard): it cannot be passed to a condition variable
+/// or unlocked temporarily, so the order promised to `lock_unchecked` cannot be broken by those.
+///
+/// # Invariants
+///
+/// The lock is held by the current task, taken as `saved` says, for as long as the object exists.
+#[must_use = "the lock is released immediately when the guard is unused"]
+pub struct SpinLockIrqSaveGuard<'a, T: ?Sized> {
+    lock: &'a SpinLockIrqSave<T>,
+    saved: Saved,
+    _not_send: NotThreadSafe,
+}
+
+impl<T: ?Sized> SpinLockIrqSaveGuard<'_, T> {
+    /// Returns the data as a pinned mutable reference.
+    #[inline]
+    pub fn as_mut(&mut self) -> Pin<&mut T> {
+        // SAFETY: The data of a pinned lock is structurally pinned, and by the type invariants
+        // the lock is held.
+        unsafe { Pin::new_unchecked(&mut *self.lock.inner.data.get()) }
+    }
+}
+
+impl<T: ?Sized> Deref for SpinLockIrqSaveGuard<'_, T> {
+    type Target = T;
+
+    #[inline]
+    fn deref(&self) -> &T {
+        // SAFETY: By the type invariants, the lock is held, so nobody else accesses the data.
+        unsafe { &*self.lock.inner.data.get() }
+    }
+}
+
+impl<T: ?Sized + Unpin> DerefMut for SpinLockIrqSaveGuard<'_, T> {
+    #[inline]
+    fn deref_mut(&mut self) -> &mut T {
+        // SAFETY: By the type invariants, the lock is held, so nobody else accesses the data.
+        unsafe { &mut *self.lock.inner.data.get() }
+    }
+}
+
+impl<T: ?Sized> Drop for SpinLockIrqSaveGuard<'_, T> {
+    #[inline]
+    fn drop(&mut self) {
+        // SAFETY: By the type invariants, the lock is held as `saved` says; the caller of
+        // `lock_unchecked` promised that regions entered later have ended.
+        unsafe { unlock(self.lock.inner.state.get(), self.saved) };
     }
 }
 
@@ -671,6 +685,10 @@ mod tests {
 
     #[test]
     fn refcounted_region_opened_before_ends_inside() -> Result {
+        if cfg!(CONFIG_PREEMPT_RT) {
+            // A sleeping lock must not be taken with hard interrupts disabled.
+            return Ok(());
+        }
         let a = KBox::pin_init(
             new_spinlock_irqsave!(0u32, "kunit_irqsave_join"),
             GFP_KERNEL,
@@ -724,12 +742,38 @@ mod tests {
         assert!(nested);
         assert_eq!(free, Some(true));
         assert!(!irqs_disabled());
-        // Inside a refcounted region too (the joined path).
-        let token = local_interrupt_disable();
-        let joined = a.try_lock_irqsave(|g| **g);
-        drop(token);
-        assert_eq!(joined, Some(1));
+        // Inside a refcounted region too (the joined path; not on PREEMPT_RT, where the sleeping
+        // lock must not be taken with hard interrupts disabled).
+        if !cfg!(CONFIG_PREEMPT_RT) {
+            let token = local_interrupt_disable();
+            let joined = a.try_lock_irqsave(|g| **g);
+            drop(token);
+            assert_eq!(joined, Some(1));
+            assert!(!irqs_disabled());
+        }
+        Ok(())
+    }
+
+    #[test]
+    fn unchecked_guards_in_order() -> Result {
+        let a = KBox::pin_init(
+            new_spinlock_irqsave!(0u32, "kunit_irqsave_unch_a"),
+            GFP_KERNEL,
+        )?;
+        let b = KBox::pin_init(
+            new_spinlock_irqsave!(0u32, "kunit_irqsave_unch_b"),
+            GFP_KERNEL,
+        )?;
+        // SAFETY: The guards are dropped in the reverse order of their creation, and no other
+        // interrupt-disabled region crosses them.
+        let (ga, mut gb) = unsafe { (a.lock_unchecked(), b.lock_unchecked()) };
+        *gb += *ga + 1;
+        drop(gb);
+        let mid = disabled();
+        drop(ga);
+        assert!(mid);
         assert!(!irqs_disabled());
+        assert_eq!(b.lock_irqsave(|g| **g), 1);
         Ok(())
     }
 

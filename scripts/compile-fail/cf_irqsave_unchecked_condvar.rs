@@ -1,0 +1,35 @@
+// SPDX-License-Identifier: GPL-2.0
+// expect: E0308
+//! Compile-fail case: the guard of `lock_unchecked()` cannot be released temporarily by a
+//! condition variable.
+
+use kernel::prelude::*;
+
+module! {
+    type: Case,
+    name: "cf_irqsave_unchecked_condvar",
+    authors: ["Rust for Linux Contributors"],
+    description: "compile-fail case",
+    license: "GPL",
+}
+
+struct Case;
+
+impl kernel::Module for Case {
+    fn init(_module: &'static ThisModule) -> Result<Self> {
+        case()?;
+        Ok(Case)
+    }
+}
+
+use kernel::sync::{new_condvar, new_spinlock_irqsave, CondVar};
+
+fn case() -> Result {
+    let a = KBox::pin_init(new_spinlock_irqsave!(0u32), GFP_KERNEL)?;
+    let cv = KBox::pin_init::<CondVar>(new_condvar!(), GFP_KERNEL)?;
+    // SAFETY: Only this guard is held.
+    let mut ga = unsafe { a.lock_unchecked() };
+    cv.wait(&mut ga);
+    drop(ga);
+    Ok(())
+}
