@@ -18,19 +18,35 @@
 //! scopes](crate::alloc::memalloc), and every allocating constructor calls
 //! [`might_alloc`] first: the per-CPU allocator has no such annotation of its own, so without it
 //! lockdep could not see a reclaim dependency or a sleeping allocation in atomic context until
-//! memory actually ran short. Freeing never sleeps, so these types may be dropped in any context,
-//! including under a spinlock and in interrupt handlers.
+//! memory actually ran short.
+//!
+//! Freeing (`free_percpu()`) takes the per-CPU allocator's `spinlock_t` with interrupts saved
+//! and does not sleep without `CONFIG_PREEMPT_RT`. The types may therefore be dropped in process
+//! context, under a [`SpinLock`] or [`SpinLockIrq`], in an interrupt handler and in an
+//! `irq_work` ([`irq_work::run_on`]). They must not be dropped under a raw spinlock, in an
+//! inter-processor function call ([`on_each_cpu`]) or in NMI context: taking a `spinlock_t`
+//! there is an invalid wait context (lockdep reports it with `CONFIG_PROVE_RAW_LOCK_NESTING`, on
+//! every free, since every free takes the lock) and sleeps on `PREEMPT_RT`, where `spinlock_t`
+//! is a sleeping lock.
+//!
+//! Other CPUs' values are addressed by a [`PossibleCpu`]: per-CPU memory exists only for
+//! possible CPUs, and [`possible_cpus`], [`online_cpus`] and [`PossibleCpu::new`] are the ways to
+//! get one.
 //!
 //! C header: [`include/linux/percpu.h`](srctree/include/linux/percpu.h)
 //!
 //! [`GFP_KERNEL`]: crate::alloc::flags::GFP_KERNEL
 //! [`GFP_NOWAIT`]: crate::alloc::flags::GFP_NOWAIT
+//! [`SpinLock`]: crate::sync::SpinLock
+//! [`SpinLockIrq`]: crate::sync::SpinLockIrq
+//! [`irq_work::run_on`]: crate::irq_work::run_on
 
 use crate::{
     alloc::{memalloc::might_alloc, Flags},
     bindings,
+    build_assert::const_assert,
     cpu::CpuId,
-    error::{code::*, Result},
+    error::{code::*, Error, Result},
     ffi::c_void,
     sync::atomic::{ordering, Atomic},
     types::NotThreadSafe,
@@ -42,14 +58,105 @@ use core::{
     ops::{Deref, DerefMut},
     ptr::NonNull, //
 };
-use pin_init::Zeroable;
+use pin_init::{Init, Zeroable};
 
 pub mod deferred;
 
 pub use deferred::DeferredPerCpuNum;
 
-/// Largest size, in bytes, of one CPU's value in a per-CPU allocation.
+/// Largest size, in bytes, of one CPU's part of a per-CPU allocation (C's `PCPU_MIN_UNIT_SIZE`).
+///
+/// For a [`PerCpuNum<T>`] this is the size of `T`; a [`PerCpu<T>`] also keeps a 4-byte flag per
+/// CPU, so its limit for `T` is smaller (see [`PerCpu::new`]).
 pub const MAX_SIZE: usize = bindings::PCPU_MIN_UNIT_SIZE;
+
+/// Largest size, in bytes, of the per-CPU initialiser that [`PerCpu::new`] and
+/// [`PerCpu::try_new`] accept.
+///
+/// The initialiser is returned by value on the kernel stack, once for every CPU. A plain value is
+/// its own initialiser, so a `T` larger than this must be initialised in place (for example with
+/// [`init!`](pin_init::init!) or [`pin_init::init_zeroed`]); larger initialisers do not
+/// compile.
+pub const MAX_INIT_SIZE: usize = 1024;
+
+/// A possible CPU: one that has a value in every per-CPU allocation.
+///
+/// Possible CPUs are those that may ever be online. Their set is fixed during early boot, before
+/// any Rust code runs (`cpu_possible_mask` is `__ro_after_init`), so a `PossibleCpu` stays valid.
+/// A [`CpuId`] may also name a CPU that is not possible when the possible CPUs are not numbered
+/// contiguously; per-CPU memory has no value for it.
+///
+/// # Invariants
+///
+/// `cpu_possible(self.0)` is true.
+///
+/// # Examples
+///
+/// ```
+/// use kernel::{cpu::CpuId, percpu::PossibleCpu};
+///
+/// let cpu = PossibleCpu::current();
+/// assert!(PossibleCpu::new(CpuId::from(cpu)) == Some(cpu));
+/// assert!(PossibleCpu::from_u32(kernel::cpu::nr_cpu_ids()).is_none());
+/// ```
+#[derive(Copy, Clone, PartialEq, Eq, Debug)]
+pub struct PossibleCpu(CpuId);
+
+impl PossibleCpu {
+    /// Returns `cpu` if it is a possible CPU.
+    #[inline]
+    pub fn new(cpu: CpuId) -> Option<Self> {
+        // SAFETY: `cpu_possible()` only tests a bit of the possible mask.
+        if unsafe { bindings::cpu_possible(cpu.as_u32()) } {
+            // INVARIANT: Just checked.
+            Some(Self(cpu))
+        } else {
+            None
+        }
+    }
+
+    /// Returns CPU number `cpu` if it is a possible CPU.
+    #[inline]
+    pub fn from_u32(cpu: u32) -> Option<Self> {
+        CpuId::from_u32(cpu).and_then(Self::new)
+    }
+
+    /// Returns the CPU the code is currently running on.
+    ///
+    /// As for [`CpuId::current`], the task may move to another CPU right away unless preemption
+    /// is disabled ([`PreemptGuard::cpu`]).
+    #[inline]
+    pub fn current() -> Self {
+        // INVARIANT: Every CPU that runs code is a possible CPU.
+        Self(CpuId::current())
+    }
+
+    /// Returns the CPU number.
+    #[inline]
+    pub fn id(self) -> CpuId {
+        self.0
+    }
+
+    /// Returns the CPU number as a `u32`.
+    #[inline]
+    pub fn as_u32(self) -> u32 {
+        self.0.as_u32()
+    }
+}
+
+impl From<PossibleCpu> for CpuId {
+    #[inline]
+    fn from(cpu: PossibleCpu) -> Self {
+        cpu.0
+    }
+}
+
+impl From<PossibleCpu> for u32 {
+    #[inline]
+    fn from(cpu: PossibleCpu) -> Self {
+        cpu.as_u32()
+    }
+}
 
 /// Largest alignment of a per-CPU allocation.
 pub const MAX_ALIGN: usize = crate::page::PAGE_SIZE;
@@ -61,33 +168,23 @@ pub const MAX_ALIGN: usize = crate::page::PAGE_SIZE;
 /// # Examples
 ///
 /// ```
-/// use kernel::percpu::possible_cpus;
+/// use kernel::percpu::{possible_cpus, PossibleCpu};
 ///
 /// assert!(possible_cpus().count() >= 1);
-/// assert!(possible_cpus().any(|cpu| cpu == kernel::cpu::CpuId::current()));
+/// assert!(possible_cpus().any(|cpu| cpu == PossibleCpu::current()));
 /// ```
-pub fn possible_cpus() -> impl Iterator<Item = CpuId> {
-    cpu_ids().filter(|&cpu| {
-        // SAFETY: `cpu_possible()` only tests a bit of the possible mask.
-        unsafe { bindings::cpu_possible(u32::from(cpu)) }
-    })
+pub fn possible_cpus() -> impl Iterator<Item = PossibleCpu> {
+    (0..crate::cpu::nr_cpu_ids()).filter_map(PossibleCpu::from_u32)
 }
 
 /// Returns an iterator over the CPUs that are online when each is visited.
 ///
-/// CPUs may come and go during the iteration unless hotplug is excluded by the caller.
-pub fn online_cpus() -> impl Iterator<Item = CpuId> {
-    cpu_ids().filter(|&cpu| {
+/// CPUs may come and go during the iteration unless hotplug is excluded by the caller; an online
+/// CPU is always a possible one.
+pub fn online_cpus() -> impl Iterator<Item = PossibleCpu> {
+    possible_cpus().filter(|&cpu| {
         // SAFETY: `cpu_online()` only tests a bit of the online mask.
-        unsafe { bindings::cpu_online(u32::from(cpu)) }
-    })
-}
-
-/// Returns an iterator over every CPU number below `nr_cpu_ids`.
-fn cpu_ids() -> impl Iterator<Item = CpuId> {
-    (0..crate::cpu::nr_cpu_ids()).map(|c| {
-        // SAFETY: `c` is below `nr_cpu_ids`.
-        unsafe { CpuId::from_u32_unchecked(c) }
+        unsafe { bindings::cpu_online(cpu.as_u32()) }
     })
 }
 
@@ -97,8 +194,12 @@ fn cpu_ids() -> impl Iterator<Item = CpuId> {
 /// calling CPU it runs with interrupts disabled. `f` must therefore not sleep, and must not take
 /// a `spinlock_t` (`SpinLock`, `SpinLockIrq`, or the per-CPU allocator's lock through an
 /// allocation or a free): that is an invalid wait context, reported by lockdep with
-/// `CONFIG_PROVE_RAW_LOCK_NESTING`. Use [`irq_work::run_on_each_cpu`] for such code. Must be
-/// called from process context with interrupts enabled, like C's `on_each_cpu()`.
+/// `CONFIG_PROVE_RAW_LOCK_NESTING`. Use [`irq_work::run_on_each_cpu`] for such code.
+///
+/// Like C's `on_each_cpu()`, it must be called in task context with interrupts enabled (it does
+/// not sleep, so preemption may be disabled); elsewhere waiting for the other CPUs could
+/// deadlock. Returns [`EDEADLK`] if called with interrupts disabled or in interrupt context
+/// (including from `f` itself).
 ///
 /// [`irq_work::run_on_each_cpu`]: crate::irq_work::run_on_each_cpu
 ///
@@ -108,11 +209,11 @@ fn cpu_ids() -> impl Iterator<Item = CpuId> {
 /// use kernel::percpu::{on_each_cpu, online_cpus, PerCpuNum};
 ///
 /// let hits = PerCpuNum::<u32>::new(GFP_KERNEL)?;
-/// on_each_cpu(&|| hits.inc());
+/// on_each_cpu(&|| hits.inc())?;
 /// assert_eq!(hits.sum() as usize, online_cpus().count());
 /// # Ok::<(), Error>(())
 /// ```
-pub fn on_each_cpu<F: Fn() + Sync>(f: &F) {
+pub fn on_each_cpu<F: Fn() + Sync>(f: &F) -> Result {
     /// Calls the closure `info` points to.
     ///
     /// # Safety
@@ -124,9 +225,15 @@ pub fn on_each_cpu<F: Fn() + Sync>(f: &F) {
         let f = unsafe { &*info.cast::<F>() };
         f();
     }
+    // SAFETY: `irqs_disabled()` and `in_task()` only read the local interrupt state and the
+    // preemption count.
+    if unsafe { bindings::irqs_disabled() || !bindings::in_task() } {
+        return Err(EDEADLK);
+    }
     // SAFETY: `call::<F>` matches `smp_call_func_t`, `info` points to `f`, and `wait` is 1, so
-    // `f` outlives every call.
+    // `f` outlives every call. We are in task context with interrupts enabled (checked above).
     unsafe { bindings::on_each_cpu(Some(call::<F>), core::ptr::from_ref(f).cast_mut().cast(), 1) };
+    Ok(())
 }
 
 /// A guard that keeps the current task on its CPU by disabling preemption.
@@ -148,7 +255,7 @@ impl PreemptGuard {
     ///
     /// let g = PreemptGuard::new();
     /// let cpu = g.cpu();
-    /// assert!(cpu == kernel::cpu::CpuId::current());
+    /// assert!(cpu.id() == kernel::cpu::CpuId::current());
     /// ```
     #[inline]
     pub fn new() -> Self {
@@ -160,8 +267,8 @@ impl PreemptGuard {
 
     /// Returns the CPU the task runs on, which cannot change while the guard exists.
     #[inline]
-    pub fn cpu(&self) -> CpuId {
-        CpuId::current()
+    pub fn cpu(&self) -> PossibleCpu {
+        PossibleCpu::current()
     }
 }
 
@@ -185,14 +292,17 @@ impl Drop for PreemptGuard {
 /// # Invariants
 ///
 /// If `T` is not zero-sized, `ptr` was returned by `__alloc_percpu_gfp()` for `size_of::<T>()`
-/// bytes aligned to `align_of::<T>()`, and is freed only by `Drop`. If `T` is zero-sized, `ptr`
-/// is dangling and nothing was allocated.
+/// bytes aligned to `align_of::<T>()`, zero-filled, and is freed only by `Drop`. If `T` is
+/// zero-sized, `ptr` is dangling and nothing was allocated.
 struct RawPerCpu<T> {
     ptr: NonNull<T>,
 }
 
 impl<T> RawPerCpu<T> {
     /// Allocates zeroed memory for one `T` per possible CPU.
+    ///
+    /// `T` is everything stored per CPU, bookkeeping included: the size and alignment checks
+    /// below are the allocator's, so it never warns about an illegal size.
     fn alloc(flags: Flags) -> Result<Self> {
         let (size, align) = (size_of::<T>(), align_of::<T>());
         if size == 0 {
@@ -210,7 +320,8 @@ impl<T> RawPerCpu<T> {
         // `pcpu_alloc()` has no allocation annotation of its own: tell lockdep and the
         // atomic-sleep checker what this allocation may do, even when it takes the fast path.
         might_alloc(flags);
-        // SAFETY: `size` and `align` are valid for the per-CPU allocator (checked above).
+        // SAFETY: `size` and `align` are valid for the per-CPU allocator (checked above; the
+        // alignment of a Rust type is a power of two). The memory is zero-filled.
         let ptr = unsafe { bindings::__alloc_percpu_gfp(size, align, flags.as_raw()) };
         // INVARIANT: `ptr` is a non-null per-CPU allocation of the right size and alignment.
         Ok(Self {
@@ -220,13 +331,13 @@ impl<T> RawPerCpu<T> {
 
     /// Returns the address of `cpu`'s value.
     #[inline]
-    fn cpu_ptr(&self, cpu: CpuId) -> *mut T {
+    fn cpu_ptr(&self, cpu: PossibleCpu) -> *mut T {
         if size_of::<T>() == 0 {
             return self.ptr.as_ptr();
         }
-        // SAFETY: By the type invariants, `ptr` is a live per-CPU allocation; `cpu` is a valid
-        // CPU number.
-        unsafe { bindings::per_cpu_ptr(self.ptr.as_ptr().cast(), u32::from(cpu)).cast() }
+        // SAFETY: By the type invariants, `ptr` is a live per-CPU allocation; by the invariants
+        // of `PossibleCpu`, `cpu` is a possible CPU, for which `per_cpu_ptr()` is defined.
+        unsafe { bindings::per_cpu_ptr(self.ptr.as_ptr().cast(), cpu.as_u32()).cast() }
     }
 
     /// Returns the per-CPU address of the allocation, for the `this_cpu_*()` operations.
@@ -251,7 +362,8 @@ impl<T> Drop for RawPerCpu<T> {
     fn drop(&mut self) {
         if size_of::<T>() != 0 {
             // SAFETY: By the type invariants, `ptr` came from `__alloc_percpu_gfp()` and is freed
-            // only here. `free_percpu()` does not sleep, so this is fine in any context.
+            // only here. (`free_percpu()` takes a `spinlock_t`: see the module documentation for
+            // the contexts where that is allowed; lockdep checks it on every call.)
             unsafe { bindings::free_percpu(self.ptr.as_ptr().cast()) };
         }
     }
@@ -288,7 +400,7 @@ unsafe impl<T: Zeroable> Zeroable for Slot<T> {}
 /// # Examples
 ///
 /// ```
-/// use kernel::percpu::PerCpu;
+/// use kernel::percpu::{PerCpu, PossibleCpu};
 ///
 /// #[derive(Default)]
 /// struct Stats {
@@ -304,6 +416,13 @@ unsafe impl<T: Zeroable> Zeroable for Slot<T> {}
 /// let mut total = 0;
 /// stats.for_each_mut(|_cpu, s| total += s.bytes);
 /// assert_eq!(total, 512);
+///
+/// // Large values are initialised in place, never on the stack.
+/// let mut table = PerCpu::<[u32; 2048]>::new(GFP_KERNEL, |cpu| {
+///     pin_init::init_array_from_fn(move |i| cpu.as_u32() + i as u32)
+/// })?;
+/// let cpu = PossibleCpu::current();
+/// assert_eq!(table.get_mut(cpu)[7], cpu.as_u32() + 7);
 /// # Ok::<(), Error>(())
 /// ```
 ///
@@ -324,20 +443,86 @@ unsafe impl<T: Send> Send for PerCpu<T> {}
 unsafe impl<T: Send> Sync for PerCpu<T> {}
 
 impl<T> PerCpu<T> {
-    /// Allocates one `T` per possible CPU, each initialised by `init(cpu)`.
+    /// Allocates one `T` per possible CPU, each initialised in place by the initialiser
+    /// `init(cpu)` returns.
     ///
-    /// Returns [`E2BIG`] if `T` is larger than [`MAX_SIZE`], [`EINVAL`] if its alignment is
-    /// larger than [`MAX_ALIGN`], and [`ENOMEM`] if the allocation fails.
-    pub fn new(flags: Flags, mut init: impl FnMut(CpuId) -> T) -> Result<Self> {
-        let raw = RawPerCpu::<Slot<T>>::alloc(flags)?;
-        for cpu in possible_cpus() {
+    /// A plain value is an initialiser too, so `PerCpu::new(flags, |_| T::default())` works for
+    /// small types. The initialiser is returned by value on the stack: it may not be larger than
+    /// [`MAX_INIT_SIZE`] (this does not compile otherwise). Initialise larger values in place,
+    /// for example with [`init!`](pin_init::init!), [`pin_init::init_array_from_fn`] or
+    /// [`pin_init::init_zeroed`]; for an all-zero value, [`PerCpu::new_zeroed`] is cheaper.
+    ///
+    /// Each CPU's part of the allocation holds `T` and a 4-byte flag, padded to `T`'s alignment.
+    /// Returns [`E2BIG`] if that is larger than [`MAX_SIZE`] (so `T` may be at most `MAX_SIZE - 4`
+    /// bytes for an alignment up to 4, less for larger alignments), [`EINVAL`] if `T`'s alignment
+    /// is larger than [`MAX_ALIGN`], and [`ENOMEM`] if the allocation fails.
+    pub fn new<I>(flags: Flags, init: impl FnMut(PossibleCpu) -> I) -> Result<Self>
+    where
+        I: Init<T>,
+    {
+        Self::init_each(RawPerCpu::alloc(flags)?, init).map_err(|e| match e {})
+    }
+
+    /// Like [`PerCpu::new`], but `init(cpu)` returns an initialiser that may fail.
+    ///
+    /// If an initialiser fails, the values already initialised are dropped, the memory is freed
+    /// and its error is returned. Allocation errors are converted to `E`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use kernel::percpu::{possible_cpus, PerCpu, PossibleCpu};
+    ///
+    /// let last = possible_cpus().last().ok_or(ENODEV)?;
+    /// let r = PerCpu::<u64>::try_new(GFP_KERNEL, |cpu| {
+    ///     if cpu == last {
+    ///         Err(EAGAIN)
+    ///     } else {
+    ///         Ok(u64::from(cpu.as_u32()))
+    ///     }
+    /// });
+    /// assert!(r.err() == Some(EAGAIN));
+    /// # Ok::<(), Error>(())
+    /// ```
+    pub fn try_new<I, E>(flags: Flags, init: impl FnMut(PossibleCpu) -> I) -> Result<Self, E>
+    where
+        I: Init<T, E>,
+        E: From<Error>,
+    {
+        Self::init_each(RawPerCpu::alloc(flags)?, init)
+    }
+
+    /// Initialises the value of every possible CPU of `raw` with `init(cpu)`.
+    fn init_each<I, E>(
+        raw: RawPerCpu<Slot<T>>,
+        mut init: impl FnMut(PossibleCpu) -> I,
+    ) -> Result<Self, E>
+    where
+        I: Init<T, E>,
+    {
+        const_assert!(
+            size_of::<I>() <= MAX_INIT_SIZE,
+            "the per-CPU initialiser is larger than MAX_INIT_SIZE: initialise the value in place"
+        );
+        for (done, cpu) in possible_cpus().enumerate() {
             let slot = raw.cpu_ptr(cpu);
-            // SAFETY: `slot` points to this CPU's (zeroed, so not busy) slot, which nobody else
-            // can reach yet. A value written is dropped by `Drop for PerCpu`; if `init` does not
-            // return (it cannot unwind in the kernel), nothing else needs cleaning up.
-            unsafe { (*slot).value.get().write(init(cpu)) };
+            // SAFETY: `slot` points to this CPU's slot of the live allocation, which nobody else
+            // can reach yet; `addr_of_mut!` creates no reference to the uninitialised value.
+            let value = UnsafeCell::raw_get(unsafe { core::ptr::addr_of_mut!((*slot).value) });
+            // SAFETY: `value` is valid for writes of a `T` and not initialised; if `__init` fails
+            // it is left uninitialised, as the error path below assumes. A value written is
+            // dropped by `Drop for PerCpu` or on the error path.
+            if let Err(e) = unsafe { init(cpu).__init(value) } {
+                for cpu in possible_cpus().take(done) {
+                    // SAFETY: The first `done` possible CPUs (the set and its order are fixed)
+                    // were initialised above; each value is dropped once, then `raw` is freed.
+                    unsafe { core::ptr::drop_in_place((*raw.cpu_ptr(cpu)).value.get()) };
+                }
+                return Err(e);
+            }
         }
-        // INVARIANT: Every possible CPU's value was initialised above.
+        // INVARIANT: Every possible CPU's value was initialised above. The `busy` flags are zero
+        // (not busy): the allocator zero-fills.
         Ok(Self {
             raw,
             _p: PhantomData,
@@ -368,14 +553,14 @@ impl<T> PerCpu<T> {
     }
 
     /// Returns `cpu`'s value.
-    pub fn get_mut(&mut self, cpu: CpuId) -> &mut T {
+    pub fn get_mut(&mut self, cpu: PossibleCpu) -> &mut T {
         // SAFETY: By the type invariants, the value is initialised; `&mut self` excludes every
         // other access.
         unsafe { &mut *(*self.raw.cpu_ptr(cpu)).value.get() }
     }
 
     /// Calls `f` with each possible CPU and its value.
-    pub fn for_each_mut(&mut self, mut f: impl FnMut(CpuId, &mut T)) {
+    pub fn for_each_mut(&mut self, mut f: impl FnMut(PossibleCpu, &mut T)) {
         for cpu in possible_cpus() {
             f(cpu, self.get_mut(cpu));
         }
@@ -384,6 +569,8 @@ impl<T> PerCpu<T> {
 
 impl<T: Zeroable> PerCpu<T> {
     /// Allocates one zero-initialised `T` per possible CPU.
+    ///
+    /// Nothing is written: the allocator returns zero-filled memory. Errors as [`PerCpu::new`].
     ///
     /// # Examples
     ///
@@ -430,7 +617,7 @@ pub struct LocalGuard<'a, T> {
 impl<T> LocalGuard<'_, T> {
     /// Returns the CPU whose value this is.
     #[inline]
-    pub fn cpu(&self) -> CpuId {
+    pub fn cpu(&self) -> PossibleCpu {
         self.preempt.cpu()
     }
 }
@@ -570,7 +757,10 @@ impl_percpu_int! {
 /// Updates ([`add`], [`sub`], [`inc`], [`dec`]) work from any context, task, softirq or hard
 /// interrupt, need no guard, and are a single instruction on x86 (`add %reg, %gs:(...)`). Reads
 /// of other CPUs' values ([`get`], [`sum`]) are racy snapshots, as in C: a value read while
-/// another CPU updates it is either the old or the new one. Arithmetic wraps.
+/// another CPU updates it is either the old or the new one, except for 64-bit integers on 32-bit
+/// architectures, which are read in two halves and may mix the halves of the old and new value
+/// (C's `per_cpu()` reads tear the same way; `struct percpu_counter` keeps 32-bit per-CPU deltas
+/// for this reason). Arithmetic wraps.
 ///
 /// [`add`]: PerCpuNum::add
 /// [`sub`]: PerCpuNum::sub
@@ -654,10 +844,13 @@ impl<T: PerCpuInt> PerCpuNum<T> {
     }
 
     /// Returns `cpu`'s value.
+    ///
+    /// A racy snapshot: on 32-bit architectures a 64-bit value may tear (see [`PerCpuNum`]).
     #[inline]
-    pub fn get(&self, cpu: CpuId) -> T {
-        // SAFETY: The address is `cpu`'s value in our live, zero-initialised allocation. The read
-        // is volatile (`READ_ONCE()`) because that CPU may update its value concurrently.
+    pub fn get(&self, cpu: PossibleCpu) -> T {
+        // SAFETY: The address is `cpu`'s value in our live, zero-initialised allocation (`cpu`
+        // is possible). The read is volatile (`READ_ONCE()`) because that CPU may update its
+        // value concurrently; a torn read on 32-bit gives a valid integer.
         unsafe { self.raw.cpu_ptr(cpu).read_volatile() }
     }
 
@@ -698,7 +891,7 @@ mod tests {
             if let Some(mut s) = v.local() {
                 *s = cpu;
             }
-        });
+        })?;
         let mut v = v;
         let mut ok = 0;
         let mut online = 0;
@@ -724,7 +917,7 @@ mod tests {
             }
             n.add(2);
             n.sub(1);
-        });
+        })?;
         let cpus = online_cpus().count() as u64;
         assert_eq!(n.sum(), (ADDS + 1) * cpus);
         assert_eq!(i64::from(s.sum()), -((ADDS * cpus) as i64));
@@ -827,12 +1020,144 @@ mod tests {
         let zl = z.local().is_some();
         z.for_each_mut(|_, _| {});
         let big = PerCpu::<[u8; MAX_SIZE + 1]>::new_zeroed(GFP_KERNEL).err();
+        // `T` alone fits, but not with the 4-byte busy flag of each slot.
+        let flag = PerCpu::<[u8; MAX_SIZE]>::new_zeroed(GFP_KERNEL).err();
+        let flag_init =
+            PerCpu::<[u8; MAX_SIZE - 3]>::new(GFP_KERNEL, |_| pin_init::init_zeroed()).err();
         let aligned = PerCpu::<OverAligned>::new(GFP_KERNEL, |_| OverAligned).err();
-        let max = PerCpu::<[u8; 4096]>::new_zeroed(GFP_KERNEL).is_ok();
+        let largest = PerCpu::<[u8; MAX_SIZE - 4]>::new_zeroed(GFP_KERNEL).is_ok();
+        let num = PerCpuNum::<u64>::new(GFP_KERNEL).is_ok();
         assert!(zl);
         assert!(big == Some(E2BIG));
+        assert!(flag == Some(E2BIG));
+        assert!(flag_init == Some(E2BIG));
         assert!(aligned == Some(EINVAL));
-        assert!(max);
+        assert!(largest);
+        assert!(num);
+        Ok(())
+    }
+
+    #[test]
+    fn in_place_initialisation() -> Result {
+        // 16 KiB per CPU: the size of the whole kernel stack on x86_64, so it cannot pass through.
+        let mut v = PerCpu::<[u64; 2048]>::new(GFP_KERNEL, |cpu| {
+            pin_init::init_array_from_fn(move |i| (u64::from(cpu.as_u32()) << 32) | i as u64)
+        })?;
+        let mut bad = 0;
+        v.for_each_mut(|cpu, a| {
+            for (i, x) in a.iter().enumerate() {
+                if *x != (u64::from(cpu.as_u32()) << 32) | i as u64 {
+                    bad += 1;
+                }
+            }
+        });
+        assert_eq!(bad, 0);
+        Ok(())
+    }
+
+    #[test]
+    fn failed_initialiser_drops_the_others() -> Result {
+        struct CountsDrops<'a>(&'a Atomic<i32>);
+        impl Drop for CountsDrops<'_> {
+            fn drop(&mut self) {
+                self.0.add(1, ordering::Relaxed);
+            }
+        }
+        let drops = Atomic::new(0i32);
+        let inits = Atomic::new(0i32);
+        let last = possible_cpus().last().ok_or(ENODEV)?;
+        let r = PerCpu::<CountsDrops<'_>>::try_new(GFP_KERNEL, |cpu| {
+            inits.add(1, ordering::Relaxed);
+            if cpu == last {
+                Err(EAGAIN)
+            } else {
+                Ok(CountsDrops(&drops))
+            }
+        });
+        let err = r.err();
+        let possible = possible_cpus().count() as i32;
+        assert!(err == Some(EAGAIN));
+        assert_eq!(inits.load(ordering::Relaxed), possible);
+        assert_eq!(drops.load(ordering::Relaxed), possible - 1);
+        Ok(())
+    }
+
+    #[test]
+    fn only_possible_cpus_are_addressable() -> Result {
+        let nr = crate::cpu::nr_cpu_ids();
+        let mut possible = 0;
+        let mut wrong_id = 0;
+        for n in 0..nr {
+            let cpu = CpuId::from_u32(n).ok_or(EINVAL)?;
+            match PossibleCpu::new(cpu) {
+                Some(p) if p.id() == cpu && PossibleCpu::from_u32(n) == Some(p) => possible += 1,
+                Some(_) => wrong_id += 1,
+                None => {}
+            }
+        }
+        // `nr_cpu_ids` is one more than the highest possible CPU: that one is possible, the
+        // next number is not.
+        let highest = PossibleCpu::from_u32(nr - 1).is_some();
+        let beyond =
+            PossibleCpu::from_u32(nr).is_none() && PossibleCpu::from_u32(u32::MAX).is_none();
+        let iterated = possible_cpus().count();
+        let online = online_cpus().count();
+        let online_are_possible = online_cpus().all(|c| PossibleCpu::new(c.id()) == Some(c));
+        let current = PossibleCpu::new(CpuId::current()).is_some();
+        assert_eq!(wrong_id, 0);
+        assert_eq!(iterated, possible);
+        assert!(online >= 1 && online <= possible);
+        assert!(highest && beyond && online_are_possible && current);
+        Ok(())
+    }
+
+    #[test]
+    fn waiting_in_atomic_context_is_refused() -> Result {
+        let spin = KBox::pin_init(new_spinlock!((), "kunit_percpu_atomic"), GFP_KERNEL)?;
+        let irq = KBox::pin_init(new_spinlock_irq!((), "kunit_percpu_atomic_irq"), GFP_KERNEL)?;
+        let hits = Atomic::new(0i32);
+        let inc = || {
+            hits.add(1, ordering::Relaxed);
+        };
+        let (run_spin, each_spin, ipi_spin) = {
+            let _g = spin.lock();
+            // Does not sleep: allowed with preemption disabled, as in C.
+            let ipi = on_each_cpu(&inc);
+            // Without `CONFIG_PREEMPT_COUNT` a held spinlock cannot be detected.
+            if cfg!(CONFIG_PREEMPT_COUNT) {
+                (
+                    crate::irq_work::run_on(CpuId::current(), &inc),
+                    crate::irq_work::run_on_each_cpu(&inc),
+                    ipi,
+                )
+            } else {
+                (Err(EDEADLK), Err(EDEADLK), ipi)
+            }
+        };
+        let (run_irq, ipi_irq) = {
+            let _g = irq.lock();
+            (
+                crate::irq_work::run_on(CpuId::current(), &inc),
+                on_each_cpu(&inc),
+            )
+        };
+        // From hard interrupt context: nested waits must fail, not hang.
+        let nested = Atomic::new(0i32);
+        crate::irq_work::run_on(CpuId::current(), &|| {
+            if crate::irq_work::run_on(CpuId::current(), &|| {}) == Err(EDEADLK) {
+                nested.add(1, ordering::Relaxed);
+            }
+            if on_each_cpu(&|| {}) == Err(EDEADLK) {
+                nested.add(1, ordering::Relaxed);
+            }
+        })?;
+        let online = online_cpus().count() as i32;
+        // Only the `on_each_cpu()` under the plain spinlock ran.
+        assert!(run_spin == Err(EDEADLK) && each_spin == Err(EDEADLK));
+        assert!(run_irq == Err(EDEADLK) && ipi_irq == Err(EDEADLK));
+        assert!(ipi_spin == Ok(()));
+        assert_eq!(hits.load(ordering::Relaxed), online);
+        assert_eq!(nested.load(ordering::Relaxed), 2);
         Ok(())
     }
 
@@ -889,6 +1214,81 @@ mod tests {
             // The queued work holds its own reference; the value is freed after it runs.
             drop(d);
         }
+        Ok(())
+    }
+}
+
+#[cfg(all(CONFIG_RUST_PERCPU_KUNIT_TEST, CONFIG_HOTPLUG_CPU))]
+#[macros::kunit_tests(rust_kernel_percpu_hotplug)]
+mod hotplug_tests {
+    use super::*;
+    use crate::alloc::flags::GFP_KERNEL;
+    use crate::cpu::{add_cpu, nr_cpu_ids, remove_cpu};
+    use crate::irq_work::{run_on, run_on_each_cpu};
+    use crate::prelude::*;
+
+    #[test]
+    fn absent_cpus_are_enodev() -> Result {
+        let (mut absent, mut offline, mut bad) = (0, 0, 0);
+        for n in 0..nr_cpu_ids() {
+            let cpu = CpuId::from_u32(n).ok_or(EINVAL)?;
+            if online_cpus().any(|c| c.id() == cpu) {
+                // Already online: nothing to do.
+                if add_cpu(cpu).is_err() {
+                    bad += 1;
+                }
+                continue;
+            }
+            // Not online: absent (no CPU device, or not possible), or present and offline.
+            match add_cpu(cpu) {
+                Err(e) if e == ENODEV => {
+                    absent += 1;
+                    if remove_cpu(cpu) != Err(ENODEV) {
+                        bad += 1;
+                    }
+                }
+                Ok(()) => {
+                    offline += 1;
+                    if remove_cpu(cpu).is_err() {
+                        bad += 1;
+                    }
+                }
+                Err(_) => bad += 1,
+            }
+        }
+        pr_info!("{} CPU numbers absent, {} offline\n", absent, offline);
+        assert_eq!(bad, 0);
+        Ok(())
+    }
+
+    #[test]
+    fn offline_cpu_is_enodev_and_keeps_its_values() -> Result {
+        // The highest online CPU other than 0 goes offline.
+        let Some(victim) = online_cpus().filter(|&cpu| cpu.as_u32() != 0).last() else {
+            // Needs at least 2 CPUs.
+            return Ok(());
+        };
+        let n = PerCpuNum::<u64>::new(GFP_KERNEL)?;
+        let mut v = PerCpu::<u32>::new_zeroed(GFP_KERNEL)?;
+        run_on_each_cpu(&|| n.inc())?;
+        let removed = remove_cpu(victim.id());
+        let offline_run = run_on(victim.id(), &|| n.add(100));
+        let before = n.sum();
+        run_on_each_cpu(&|| n.inc())?;
+        let offline_hits = n.sum() - before;
+        let offline_online = online_cpus().count() as u64;
+        // An offline CPU is still possible: its values stay addressable.
+        let offline_value = n.get(victim);
+        *v.get_mut(victim) = 7;
+        let added = add_cpu(victim.id());
+        let online_run = run_on(victim.id(), &|| n.add(1000));
+        assert!(removed.is_ok() && added.is_ok());
+        assert!(offline_run == Err(ENODEV));
+        assert!(online_run == Ok(()));
+        assert_eq!(offline_hits, offline_online);
+        assert_eq!(offline_value, 1);
+        assert_eq!(n.get(victim), 1001);
+        assert_eq!(*v.get_mut(victim), 7);
         Ok(())
     }
 }

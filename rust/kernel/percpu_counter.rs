@@ -454,7 +454,7 @@ mod tests {
             for _ in 0..ADDS {
                 c.add(1);
             }
-        });
+        })?;
         let cpus = online_cpus().count() as i64;
         let (read, sum) = (c.read(), c.sum());
         let bound = i64::from(PercpuCounter::default_batch()) * cpus;
@@ -542,19 +542,19 @@ mod hotplug_tests {
             for _ in 0..ADDS {
                 c.add_local(1);
             }
-        });
-        let removed = remove_cpu(victim);
+        })?;
+        let removed = remove_cpu(victim.id());
         // The remaining CPUs keep adding while the victim is offline.
         on_each_cpu(&|| {
             for _ in 0..ADDS {
                 c.add_local(1);
             }
-        });
+        })?;
         let offline_count = online_cpus().count() as i64;
         // `sum()` visits online CPUs only: this is exact only if the victim's delta was folded.
         let sum_offline = c.sum();
-        let added = add_cpu(victim);
-        on_each_cpu(&|| c.add_local(1));
+        let added = add_cpu(victim.id());
+        on_each_cpu(&|| c.add_local(1))?;
         let after = online_cpus().count() as i64;
         let sum = c.sum();
         assert!(removed.is_ok());

@@ -147,7 +147,7 @@ impl kernel::Module for RustPercpu {
                     stats.complete(op_bytes);
                 }
             }
-        });
+        })?;
         stats.account_writeback(false);
         stats.account_writeback(true);
 
