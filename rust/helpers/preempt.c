@@ -11,3 +11,8 @@ __rust_helper void rust_helper_preempt_enable(void)
 {
 	preempt_enable();
 }
+
+__rust_helper bool rust_helper_in_nmi(void)
+{
+	return in_nmi();
+}
