@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # SPDX-License-Identifier: GPL-2.0
 # Instruction-level check: PerCpuNum::<u64>::add in a module must compile to one
-# `add %reg, %gs:(...)` (plus the load of the per-CPU pointer) and no call.
+# `add %reg, %gs:(...)` (plus the load of the per-CPU pointer) and no call. Symbol check: the
+# DeferredPerCpuNum work function is in the kernel crate, not in the module.
 . "$(dirname "$0")/lib.sh"
 obj=$B/samples/rust/rust_percpu_lockdep.o
 [ -f "$obj" ] || die "$obj not built"
@@ -52,6 +53,17 @@ if grep -qx CONFIG_RUST_INLINE_HELPERS=y "$B/.config"; then
 		echo "disasm: FAIL ($left rust_helper_* calls left in rust/kernel.o)"
 		ok=0
 	fi
+fi
+# DeferredPerCpuNum: the work function and everything its worker runs must be defined in the
+# kernel crate, never in the module that queued the work (which may be unloaded by then).
+run=$(llvm-nm-19 --defined-only "$B/rust/kernel.o" | grep '8deferred4Core' |
+	grep 'WorkItemPointer' | grep -c '3run' || true)
+inmod=$(llvm-nm-19 --defined-only "$obj" | grep -cE '8deferred(4Core|8RawBytes|10test_hooks)' || true)
+if [ "$run" = 1 ] && [ "$inmod" = 0 ]; then
+	echo "symbols: PASS (DeferredPerCpuNum work function in rust/kernel.o, none of its code in the module)"
+else
+	echo "symbols: FAIL ($run work functions in rust/kernel.o, $inmod deferred core symbols in the module)"
+	ok=0
 fi
 [ "$ok" = 1 ] || exit 1
 

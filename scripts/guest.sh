@@ -43,6 +43,15 @@ clean)
 		res safe_scenarios fail
 	fi
 	rmmod rust_percpu_lockdep 2>/dev/null
+	# A DeferredPerCpuNum work item must run no code of the module that queued it: hold its
+	# worker inside the work function, unload the module, then release the worker.
+	ok=pass
+	insmod "$selftest" deferred_unload=1 || ok=fail
+	rmmod rust_percpu_lockdep || ok=fail
+	insmod "$selftest" deferred_unload=2 || ok=fail
+	rmmod rust_percpu_lockdep 2>/dev/null
+	dmesg | grep -q 'deferred_unload: worker finished after unload' || ok=fail
+	res deferred_work_after_module_unload $ok
 	;;
 detect-*)
 	n=${boot#detect-}

@@ -58,12 +58,6 @@ rust_helper_percpu_counter_sum_positive(struct percpu_counter *fbc)
 	return percpu_counter_sum_positive(fbc);
 }
 
-__rust_helper int rust_helper_percpu_counter_compare(struct percpu_counter *fbc,
-						     s64 rhs)
-{
-	return percpu_counter_compare(fbc, rhs);
-}
-
 __rust_helper bool
 rust_helper_percpu_counter_limited_add(struct percpu_counter *fbc, s64 limit,
 				       s64 amount)

@@ -27,3 +27,8 @@ __rust_helper bool rust_helper_in_task(void)
 {
 	return in_task();
 }
+
+__rust_helper bool rust_helper_in_nmi(void)
+{
+	return in_nmi();
+}

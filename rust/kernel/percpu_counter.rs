@@ -11,6 +11,13 @@
 //! on every update. [`compare`](PercpuCounter::compare) uses `read` when the difference is large
 //! and falls back to `sum` only near the boundary.
 //!
+//! The bound on `read`, and with it the precision of [`compare`](PercpuCounter::compare) and
+//! [`limited_add`](PercpuCounter::limited_add), holds only while every update used a batch no
+//! larger than the default: [`add_local`](PercpuCounter::add_local) and a larger
+//! [`add_batch`](PercpuCounter::add_batch) leave up to that batch on each CPU. Use
+//! [`compare_batch`](PercpuCounter::compare_batch) with the largest batch used, or `sum`, on such
+//! counters.
+//!
 //! When a CPU goes offline, its delta is folded into the count, so no update is lost.
 //!
 //! C header: [`include/linux/percpu_counter.h`](srctree/include/linux/percpu_counter.h)
@@ -80,7 +87,10 @@ pub use new_percpu_counters;
 /// A `struct percpu_counter`.
 ///
 /// Updates work from any context C allows (task, softirq and hard interrupt). Dropping the
-/// counter destroys it and never sleeps, so it is fine in atomic context.
+/// counter destroys it: that frees per-CPU memory and, with `CONFIG_HOTPLUG_CPU`, removes it from
+/// the hotplug list, under `spinlock_t` locks. So drop it where a `spinlock_t` may be taken:
+/// under a `SpinLock` or in an `irq_work` is fine, under a raw spinlock or in an inter-processor
+/// interrupt is not, and on `PREEMPT_RT` those locks sleep.
 ///
 /// # Invariants
 ///
@@ -223,20 +233,33 @@ impl PercpuCounter {
         unsafe { bindings::percpu_counter_sum_positive(self.as_raw()) }
     }
 
-    /// Compares the counter with `rhs`, precisely, using the cheap [`read`](Self::read) when it
-    /// is far enough from `rhs` (C's `percpu_counter_compare()`).
+    /// Compares the counter with `rhs`, using the cheap [`read`](Self::read) when it is far
+    /// enough from `rhs` and [`sum`](Self::sum) otherwise (C's `percpu_counter_compare()`).
+    ///
+    /// Precise (up to updates that run concurrently) only if every update of the counter used a
+    /// batch no larger than the [default](Self::default_batch): not after
+    /// [`add_local`](Self::add_local) or [`add_batch`](Self::add_batch) with a larger batch. Use
+    /// [`compare_batch`](Self::compare_batch) for those.
     #[inline]
     pub fn compare(&self, rhs: i64) -> Ordering {
-        // SAFETY: By the type invariants, the counter is initialised.
-        unsafe { bindings::percpu_counter_compare(self.as_raw(), rhs) }.cmp(&0)
+        self.compare_batch(rhs, Self::default_batch())
     }
 
-    /// Like [`compare`](Self::compare) with an explicit `batch` (C's
-    /// `__percpu_counter_compare()`).
-    #[inline]
+    /// Like [`compare`](Self::compare), precise if every update used a batch no larger than
+    /// `batch` (C's `__percpu_counter_compare()`).
+    ///
+    /// Unlike C, which multiplies `batch` by the number of online CPUs in 32 bits, the bound is
+    /// computed without overflow, so any `batch` up to [`i32::MAX`] (what
+    /// [`add_local`](Self::add_local) uses) is precise; `rhs` may be any value.
     pub fn compare_batch(&self, rhs: i64, batch: i32) -> Ordering {
-        // SAFETY: By the type invariants, the counter is initialised.
-        unsafe { bindings::__percpu_counter_compare(self.as_raw(), rhs, batch) }.cmp(&0)
+        let count = self.read();
+        // Every CPU (online or dying) holds a delta below the largest batch used: `read()` is
+        // off by less than `batch × CPUs`. `nr_cpu_ids` bounds the number of CPUs.
+        let bound = u64::from(batch.max(0).unsigned_abs()) * u64::from(crate::cpu::nr_cpu_ids());
+        if count.abs_diff(rhs) > bound {
+            return count.cmp(&rhs);
+        }
+        self.sum().cmp(&rhs)
     }
 
     /// Sets the counter to `amount`, clearing every CPU's delta (C's `percpu_counter_set()`).
@@ -254,9 +277,15 @@ impl PercpuCounter {
     /// at or above it (for a negative one); returns whether it was added (C's
     /// `percpu_counter_limited_add()`).
     ///
-    /// Not inlined: the C function behind it is not exported to modules, so modules call this
-    /// wrapper in the kernel crate.
-    #[inline(never)]
+    /// An `amount` of zero adds nothing and returns `true`, even if the counter is already past
+    /// `limit`. Like [`compare`](Self::compare), the check is precise only if every update used a
+    /// batch no larger than the default.
+    ///
+    /// C assumes that the counter, `limit` and `amount` are far from [`i64::MIN`] and
+    /// [`i64::MAX`] (it adds them and `batch × online CPUs` without overflow checks): keep them
+    /// within about ±2⁶², or the arithmetic wraps and the answer may be wrong. The kernel is built
+    /// with `-fno-strict-overflow`, so that is a wrong answer, not undefined behaviour.
+    #[inline]
     pub fn limited_add(&self, limit: i64, amount: i64) -> bool {
         // SAFETY: By the type invariants, the counter is initialised.
         unsafe { bindings::percpu_counter_limited_add(self.as_raw(), limit, amount) }
@@ -269,7 +298,7 @@ impl PercpuCounter {
         unsafe { bindings::percpu_counter_sync(self.as_raw()) }
     }
 
-    /// Returns the default batch (C's `percpu_counter_batch`).
+    /// Returns the default batch (C's `percpu_counter_batch`): `max(32, 2 × online CPUs)`.
     #[inline]
     pub fn default_batch() -> i32 {
         // SAFETY: `percpu_counter_batch` is an `int` that the kernel updates on CPU hotplug; a
@@ -308,10 +337,15 @@ unsafe impl<const N: usize> Send for PercpuCounters<N> {}
 unsafe impl<const N: usize> Sync for PercpuCounters<N> {}
 
 impl<const N: usize> PercpuCounters<N> {
+    /// Largest supported `N`: C allocates one `s32` per counter and CPU in a single per-CPU
+    /// allocation, which is limited to `PCPU_MIN_UNIT_SIZE` bytes.
+    pub const MAX_COUNTERS: usize = bindings::PCPU_MIN_UNIT_SIZE / core::mem::size_of::<i32>();
+
     /// Creates `N` counters with the value `value`. Use [`new_percpu_counters!`] for a lock class
     /// per call site.
     ///
-    /// Returns [`EINVAL`] if `N` is zero or does not fit the C interface.
+    /// Returns [`EINVAL`] if `N` is zero, and [`E2BIG`] if the `N` per-CPU `s32` deltas do not
+    /// fit in one per-CPU allocation ([`MAX_COUNTERS`](Self::MAX_COUNTERS)).
     pub fn new(
         value: i64,
         flags: Flags,
@@ -321,10 +355,14 @@ impl<const N: usize> PercpuCounters<N> {
             // INVARIANT: On success the C initialiser created `N` valid counters, which stay
             // pinned until `PinnedDrop` runs.
             inner <- Opaque::try_ffi_init(move |ptr: *mut [bindings::percpu_counter; N]| {
-                let n = u32::try_from(N).map_err(|_| EINVAL)?;
-                if n == 0 {
+                if N == 0 {
                     return Err(EINVAL);
                 }
+                // The per-CPU allocator WARNs about (and fails) larger allocations.
+                if N > Self::MAX_COUNTERS {
+                    return Err(E2BIG);
+                }
+                let n = u32::try_from(N).map_err(|_| E2BIG)?;
                 might_alloc(flags);
                 // SAFETY: `ptr` is valid uninitialised memory for `N` counters; `key` is static.
                 to_result(unsafe {
@@ -507,6 +545,63 @@ mod tests {
             }
         })?;
         assert!(slot.lock().is_none());
+        Ok(())
+    }
+
+    #[test]
+    fn compare_precision_with_large_batches() -> Result {
+        const DELTA: i64 = 1_000_000;
+        let c = KBox::pin_init(new_percpu_counter!(0, GFP_KERNEL), GFP_KERNEL)?;
+        // `add_local` keeps the whole delta on this CPU: `read()` stays 0.
+        c.add_local(DELTA);
+        let (read, sum) = (c.read(), c.sum());
+        // Documented: `compare()` assumes the default batch and is fooled by `read()`.
+        let rough = c.compare(DELTA / 2);
+        // With the batch that was used (`i32::MAX`, whose product with the CPU count overflows
+        // 32 bits with 3 or more CPUs), the comparison is precise.
+        let precise = [
+            c.compare_batch(DELTA / 2, i32::MAX),
+            c.compare_batch(DELTA, i32::MAX),
+            c.compare_batch(DELTA + 1, i32::MAX),
+        ];
+        // Extreme `rhs` values do not overflow.
+        let extremes = [
+            c.compare(i64::MIN),
+            c.compare(i64::MAX),
+            c.compare_batch(i64::MIN, i32::MAX),
+            c.compare_batch(i64::MAX, i32::MIN),
+        ];
+        assert_eq!((read, sum), (0, DELTA));
+        assert!(rough == Less);
+        assert!(precise == [Greater, Equal, Less]);
+        assert!(extremes == [Greater, Less, Greater, Less]);
+        Ok(())
+    }
+
+    #[test]
+    fn too_many_counters_rejected() -> Result {
+        const MAX: usize = PercpuCounters::<1>::MAX_COUNTERS;
+        // Without the check, the per-CPU allocator would WARN "illegal size".
+        let big = VBox::pin_init(new_percpu_counters!(0, GFP_KERNEL), GFP_KERNEL)
+            .map(|c: Pin<VBox<PercpuCounters<{ MAX + 1 }>>>| c.len());
+        let max = VBox::pin_init(new_percpu_counters!(3, GFP_KERNEL), GFP_KERNEL)
+            .map(|c: Pin<VBox<PercpuCounters<MAX>>>| (c.len(), c[MAX - 1].sum()));
+        assert!(big.err() == Some(E2BIG));
+        assert!(max == Ok((MAX, 3)));
+        Ok(())
+    }
+
+    #[test]
+    fn limited_add_range_and_zero() -> Result {
+        let c = KBox::pin_init(new_percpu_counter!(5, GFP_KERNEL), GFP_KERNEL)?;
+        // Zero adds nothing and succeeds, even past the limit.
+        let zero = c.limited_add(0, 0);
+        // Large values well inside the documented range.
+        let big = c.limited_add(1 << 61, 1 << 60);
+        let s = c.sum();
+        assert!(zero);
+        assert!(big);
+        assert_eq!(s, 5 + (1 << 60));
         Ok(())
     }
 

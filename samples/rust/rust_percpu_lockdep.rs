@@ -18,6 +18,12 @@
 //!    (inconsistent lock state). Safe: the inner lock borrows the outer guard.
 //!
 //! Scenarios 1-5 call the C functions directly on purpose, to reproduce the bugs.
+//!
+//! `deferred_unload=1` then `deferred_unload=2` (with `CONFIG_RUST_PERCPU_KUNIT_TEST`) check that
+//! a `DeferredPerCpuNum` allocation work item queued by this module runs safely after the module
+//! is unloaded: load 1 holds the allocation worker inside the work function and drops the last
+//! handle, the module is unloaded, and load 2 releases the worker and checks that it finished and
+//! freed everything.
 
 use core::pin::Pin;
 use kernel::{
@@ -28,7 +34,7 @@ use kernel::{
     percpu::{DeferredPerCpuNum, PerCpuNum},
     prelude::*,
     static_lock_class,
-    sync::{new_spinlock_irqsave, Arc, Mutex, SpinLockIrqSave, WbLockCookie},
+    sync::{new_spinlock_irqsave, Mutex, SpinLockIrqSave, WbLockCookie},
     types::Opaque,
 };
 
@@ -42,6 +48,10 @@ module! {
         scenario: u32 {
             default: 0,
             description: "0: all scenarios with the safe API; 1-5: provoke one lockdep report",
+        },
+        deferred_unload: u32 {
+            default: 0,
+            description: "1: leave a held DeferredPerCpuNum worker; 2: release it, check it",
         },
     },
 }
@@ -142,7 +152,7 @@ fn seed001(safe: bool) -> Result {
 
 fn seed002(safe: bool) -> Result {
     let queue = KBox::pin_init(new_spinlock!(0u32, "lockdep_seed002_queue"), GFP_KERNEL)?;
-    let deferred = Arc::pin_init(DeferredPerCpuNum::<u64>::new(), GFP_KERNEL)?;
+    let deferred = KBox::pin_init(DeferredPerCpuNum::<u64>::new(), GFP_KERNEL)?;
     let g = queue.lock();
     if safe {
         // Submission path: allocate without sleeping, or let a worker do it.
@@ -150,7 +160,7 @@ fn seed002(safe: bool) -> Result {
         if let Ok(s) = &stats {
             rust_percpu_lockdep_add_u64(s, core::hint::black_box(1));
         }
-        let _ = deferred.as_arc_borrow().add(1);
+        let _ = deferred.add(1);
         drop(g);
         drop(stats);
     } else {
@@ -248,6 +258,79 @@ fn rust_percpu_lockdep_irqsave_inc(l: &SpinLockIrqSave<u64>) {
     l.lock_irqsave(|g| **g = g.wrapping_add(1));
 }
 
+/// Polls `done` every 10 ms for up to 10 s.
+#[cfg(CONFIG_RUST_PERCPU_KUNIT_TEST)]
+fn wait_for(mut done: impl FnMut() -> bool) -> bool {
+    for _ in 0..1000 {
+        if done() {
+            return true;
+        }
+        kernel::time::delay::fsleep(kernel::time::Delta::from_millis(10));
+    }
+    done()
+}
+
+/// `deferred_unload=1`: queues a `DeferredPerCpuNum` allocation whose worker is held inside the
+/// work function, and drops the last handle, so that only the work item keeps it alive.
+#[cfg(CONFIG_RUST_PERCPU_KUNIT_TEST)]
+fn deferred_unload_queue() -> Result {
+    use kernel::percpu::deferred::test_hooks;
+    let (held, _) = test_hooks::held_and_released();
+    test_hooks::hold_workers();
+    let d = KBox::pin_init(DeferredPerCpuNum::<u64>::new(), GFP_KERNEL)?;
+    let counted = d.add(1);
+    drop(d);
+    if counted || !wait_for(|| test_hooks::held_and_released().0 > held) {
+        test_hooks::release_workers();
+        pr_err!("deferred_unload: the allocation worker did not start\n");
+        return Err(EIO);
+    }
+    pr_info!("deferred_unload: worker held with the last reference; unload the module now\n");
+    Ok(())
+}
+
+/// `deferred_unload=2`: releases the held worker and checks that it finished and freed
+/// everything.
+#[cfg(CONFIG_RUST_PERCPU_KUNIT_TEST)]
+fn deferred_unload_check() -> Result {
+    use kernel::percpu::deferred::test_hooks;
+    test_hooks::release_workers();
+    let finished = wait_for(|| {
+        let (held, released) = test_hooks::held_and_released();
+        held > 0 && held == released && test_hooks::live_cores() == 0
+    });
+    let (held, released) = test_hooks::held_and_released();
+    if !finished {
+        pr_err!(
+            "deferred_unload: held {} released {} live {}\n",
+            held,
+            released,
+            test_hooks::live_cores()
+        );
+        return Err(EIO);
+    }
+    pr_info!("deferred_unload: worker finished after unload, nothing left allocated\n");
+    Ok(())
+}
+
+fn deferred_unload(step: u32) -> Result {
+    match step {
+        #[cfg(CONFIG_RUST_PERCPU_KUNIT_TEST)]
+        1 => deferred_unload_queue(),
+        #[cfg(CONFIG_RUST_PERCPU_KUNIT_TEST)]
+        2 => deferred_unload_check(),
+        #[cfg(not(CONFIG_RUST_PERCPU_KUNIT_TEST))]
+        1 | 2 => {
+            pr_err!("deferred_unload needs CONFIG_RUST_PERCPU_KUNIT_TEST\n");
+            Err(ENODEV)
+        }
+        _ => {
+            pr_err!("invalid deferred_unload={}: must be within 0..=2\n", step);
+            Err(EINVAL)
+        }
+    }
+}
+
 /// A scenario: its name and the function that runs it, safely (`true`) or the C way (`false`).
 type Scenario = (&'static str, fn(bool) -> Result);
 
@@ -262,6 +345,15 @@ const SCENARIOS: [Scenario; 5] = [
 impl kernel::Module for RustPercpuLockdep {
     fn init(_module: &'static ThisModule) -> Result<Self> {
         let n = module_parameters::scenario.value();
+        let unload = module_parameters::deferred_unload.value();
+        if unload != 0 {
+            if n != 0 {
+                pr_err!("deferred_unload={} needs scenario=0\n", unload);
+                return Err(EINVAL);
+            }
+            deferred_unload(unload)?;
+            return Ok(RustPercpuLockdep);
+        }
         if n as usize > SCENARIOS.len() {
             pr_err!(
                 "invalid scenario={}: must be within 0..={}\n",

@@ -25,15 +25,37 @@
 //!
 //! Scopes nest. A scope only clears on exit the task flag that it set itself, so a [`NoFs`] scope
 //! inside another [`NoFs`] or [`NoIo`] scope leaves the outer one in force. Scopes are tied to the
-//! task that entered them (they are neither [`Send`] nor [`Sync`]) and are always left in the
-//! reverse order of entry: [`memalloc_scope!`] binds the scope to a hidden variable of the
-//! enclosing block, and [`scope`] to a closure, so safe code cannot end them out of order.
+//! task that entered them (they are neither [`Send`] nor [`Sync`]). [`memalloc_scope!`] binds the
+//! scope to a hidden variable of the enclosing block, and [`scope`] to a closure: used that way,
+//! scopes end in the reverse order of entry.
+//!
+//! # Scopes that end out of order or never
+//!
+//! Like C's `memalloc_*_save()`, a scope is a pair of updates of the current task's flags, not a
+//! resource: ending scopes in the reverse order of entry is best effort, not enforced. Safe code
+//! can break it, for example with [`mem::forget`], or by holding [`memalloc_scope!`] across an
+//! `.await` in an `async` block that is polled once and then dropped at some later point, or
+//! never. What happens then is exactly this, and nothing else:
+//!
+//! - Between polls, a scope held by a pending future stays in force on the task that polled it,
+//!   also for the code that runs after the poll returned.
+//! - A scope that is never dropped leaves its flag set: every later allocation of the task is
+//!   restricted until an enclosing scope that set the flag ends (or for the rest of the task's
+//!   life if there is none).
+//! - A scope that ends before a scope entered after it clears the flag it set: the later scope is
+//!   no longer in force until it ends (and its own exit then clears nothing).
+//!
+//! That is wrong allocation behaviour for the task (more reclaim recursion, or more allocation
+//! failures, than intended), never memory unsafety: exiting a scope only clears the scope's own
+//! `PF_MEMALLOC_*` flag, and only if that scope set it. So entering a scope is safe, and keeping
+//! scopes out of `async` code that may be suspended is the caller's job.
 //!
 //! There is deliberately no safe "no reclaim" (`PF_MEMALLOC`) scope: it grants access to the
 //! memory reserves and was found unsafe as a general-purpose scope.
 //!
 //! C header: [`include/linux/sched/mm.h`](srctree/include/linux/sched/mm.h)
 //!
+//! [`mem::forget`]: core::mem::forget
 //! [`GFP_KERNEL`]: super::flags::GFP_KERNEL
 //! [`GFP_NOFS`]: super::flags::GFP_NOFS
 //! [`GFP_NOIO`]: super::flags::GFP_NOIO
@@ -74,8 +96,12 @@ pub fn current_gfp_context(flags: Flags) -> Flags {
 /// active scopes) allows, and, if `flags` allow blocking, that the caller may sleep. Call it
 /// where an allocation may take a fast path that does not reach the allocator's own annotation,
 /// so that a lock inversion with reclaim, or a sleeping allocation in atomic context, is reported
-/// every time rather than only when memory is short. It compiles to nothing without
-/// `CONFIG_LOCKDEP` and `CONFIG_DEBUG_ATOMIC_SLEEP`.
+/// every time rather than only when memory is short.
+///
+/// Without `CONFIG_LOCKDEP` and `CONFIG_DEBUG_ATOMIC_SLEEP` nothing is checked, but it is still
+/// C's `might_alloc()`: for flags that allow blocking it is a `might_sleep()`, which is a
+/// voluntary preemption point (it may reschedule) with `CONFIG_PREEMPT_VOLUNTARY` or dynamic
+/// preemption, unless the task runs with `PF_MEMALLOC`.
 ///
 /// # Examples
 ///
@@ -99,29 +125,20 @@ pub trait ScopeKind: private::Sealed {
     /// The task flag (`PF_MEMALLOC_*`) this scope sets.
     const TASK_FLAG: u32;
 
-    /// Enters the scope on the current task and returns the flags to pass to [`restore`].
+    /// Sets [`TASK_FLAG`] on the current task and returns the bits of it that this call set
+    /// (zero if the flag was already set), to pass to [`restore`].
     ///
+    /// [`TASK_FLAG`]: ScopeKind::TASK_FLAG
     /// [`restore`]: ScopeKind::restore
-    ///
-    /// # Safety
-    ///
-    /// The caller must pass the returned value to [`restore`] on the current task once the scope
-    /// ends, after every scope entered later on this task has ended.
-    ///
-    /// [`restore`]: ScopeKind::restore
-    unsafe fn save() -> c_uint;
+    fn save() -> c_uint;
 
-    /// Ends the scope entered by the [`save`] call that returned `saved`.
+    /// Clears the bits of `saved` that belong to [`TASK_FLAG`] on the current task.
     ///
-    /// [`save`]: ScopeKind::save
+    /// Only this kind's flag can be cleared, whatever `saved` is: see the [module
+    /// documentation](self) for what an unbalanced or out-of-order call does.
     ///
-    /// # Safety
-    ///
-    /// `saved` must come from [`save`] on the current task, and every scope entered after it on
-    /// this task must have ended.
-    ///
-    /// [`save`]: ScopeKind::save
-    unsafe fn restore(saved: c_uint);
+    /// [`TASK_FLAG`]: ScopeKind::TASK_FLAG
+    fn restore(saved: c_uint);
 }
 
 /// Scope in which reclaim does not call into the filesystem (C's `memalloc_nofs_save()`).
@@ -143,16 +160,17 @@ macro_rules! impl_scope_kind {
             const TASK_FLAG: u32 = bindings::$flag;
 
             #[inline]
-            unsafe fn save() -> c_uint {
-                // SAFETY: Only changes the current task's flags; the caller restores them.
+            fn save() -> c_uint {
+                // SAFETY: Only sets `TASK_FLAG` in the current task's flags, which only the task
+                // itself changes.
                 unsafe { bindings::$save() }
             }
 
             #[inline]
-            unsafe fn restore(saved: c_uint) {
-                // SAFETY: By the safety requirements of this function, `saved` comes from the
-                // matching save call on this task and the scopes nest.
-                unsafe { bindings::$restore(saved) }
+            fn restore(saved: c_uint) {
+                // SAFETY: Clears, in the current task's flags, at most `TASK_FLAG`: the C
+                // function clears exactly the bits it is given.
+                unsafe { bindings::$restore(saved & Self::TASK_FLAG) }
             }
         }
     };
@@ -201,12 +219,14 @@ pub fn is_active<K: ScopeKind>() -> bool {
 
 /// An active memory allocation scope of kind `K` on the current task.
 ///
-/// Created by [`memalloc_scope!`] or [`scope`]; ends when dropped.
+/// Created by [`memalloc_scope!`], [`scope`] or [`Scope::enter`]; ends when dropped. Not [`Send`]:
+/// a scope ends on the task that entered it, also when it is held by a future (which is then not
+/// [`Send`] either).
 ///
 /// # Invariants
 ///
-/// - `saved` is the value `K::save()` returned on the current task when this object was created.
-/// - Scopes of a task are dropped on that task in the reverse order of their creation.
+/// `saved` is the value `K::save()` returned on the task that created this object, which is the
+/// task that owns it: a subset of `K::TASK_FLAG`.
 #[must_use = "the scope ends immediately when unused"]
 pub struct Scope<K: ScopeKind> {
     saved: c_uint,
@@ -217,20 +237,29 @@ pub struct Scope<K: ScopeKind> {
 impl<K: ScopeKind> Scope<K> {
     /// Enters a scope of kind `K` on the current task.
     ///
-    /// Use [`memalloc_scope!`] or [`scope`] instead: they make the safety requirement hold by
-    /// construction.
+    /// Prefer [`memalloc_scope!`] or [`scope`]: they end the scope at the end of a block or of a
+    /// closure, so scopes end in the reverse order of entry. Dropping scopes in another order,
+    /// forgetting one, or holding one across an `.await` is safe, but leaves the task with the
+    /// wrong restrictions for a while: see [the module documentation](self).
     ///
-    /// # Safety
+    /// # Examples
     ///
-    /// The returned object must be dropped (not forgotten) on the current task, after every
-    /// [`Scope`] created later on this task has been dropped.
+    /// ```
+    /// use kernel::alloc::memalloc::{is_active, NoFs, Scope};
+    ///
+    /// let outer = Scope::<NoFs>::enter();
+    /// let inner = Scope::<NoFs>::enter();
+    /// // Out of order: `outer` set the flag, so it clears it, and `inner` is no longer in force.
+    /// drop(outer);
+    /// assert!(!is_active::<NoFs>());
+    /// drop(inner);
+    /// assert!(!is_active::<NoFs>());
+    /// ```
     #[inline]
-    pub unsafe fn enter() -> Self {
-        // INVARIANT: `saved` comes from `K::save()` on this task; the caller guarantees LIFO
-        // order.
+    pub fn enter() -> Self {
+        // INVARIANT: `saved` comes from `K::save()` on this task, which owns `Self` (`!Send`).
         Self {
-            // SAFETY: The caller ends the scope in LIFO order on this task.
-            saved: unsafe { K::save() },
+            saved: K::save(),
             _kind: PhantomData,
             _not_send: NotThreadSafe,
         }
@@ -240,9 +269,9 @@ impl<K: ScopeKind> Scope<K> {
 impl<K: ScopeKind> Drop for Scope<K> {
     #[inline]
     fn drop(&mut self) {
-        // SAFETY: By the type invariants, `saved` comes from `K::save()` on this task and every
-        // scope created later has already been dropped.
-        unsafe { K::restore(self.saved) };
+        // By the type invariants, this runs on the task that entered the scope and clears
+        // `K::TASK_FLAG` only if this scope set it.
+        K::restore(self.saved);
     }
 }
 
@@ -250,7 +279,9 @@ impl<K: ScopeKind> Drop for Scope<K> {
 ///
 /// The argument is the kind: `NoFs`, `NoIo` or `NoMovable` (see [`alloc::memalloc`]). The scope is
 /// bound to a hidden variable, so it ends exactly at the end of the block, after any scope
-/// entered later in the block, and cannot be dropped early or moved.
+/// entered later in the block, and cannot be dropped early or moved. In an `async` block, the
+/// end of the block may come much later than the next `.await`, or never: see [the module
+/// documentation](crate::alloc::memalloc) before using it there.
 ///
 /// [`alloc::memalloc`]: crate::alloc::memalloc
 ///
@@ -277,10 +308,7 @@ impl<K: ScopeKind> Drop for Scope<K> {
 macro_rules! memalloc_scope {
     ($kind:ident) => {
         let __memalloc_scope =
-            // SAFETY: The scope is bound to a variable that the caller cannot name, so it is
-            // dropped at the end of the enclosing block, on this task, after every scope entered
-            // later in that block.
-            unsafe { $crate::alloc::memalloc::Scope::<$crate::alloc::memalloc::$kind>::enter() };
+            $crate::alloc::memalloc::Scope::<$crate::alloc::memalloc::$kind>::enter();
     };
 }
 pub use memalloc_scope;
@@ -306,9 +334,7 @@ pub use memalloc_scope;
 /// ```
 #[inline]
 pub fn scope<K: ScopeKind, R>(f: impl FnOnce() -> R) -> R {
-    // SAFETY: `_scope` is dropped on this task when this function returns, after `f` has
-    // returned and with it ended every scope it entered.
-    let _scope = unsafe { Scope::<K>::enter() };
+    let _scope = Scope::<K>::enter();
     f()
 }
 
@@ -318,6 +344,32 @@ mod tests {
     use super::*;
     use crate::alloc::flags::*;
     use crate::prelude::*;
+    use core::{
+        future::Future,
+        pin::pin,
+        task::{Context, Poll, Waker},
+    };
+
+    /// A future that is pending when first polled and ready when polled again.
+    struct YieldOnce(bool);
+
+    impl Future for YieldOnce {
+        type Output = ();
+
+        fn poll(mut self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<()> {
+            if self.0 {
+                Poll::Ready(())
+            } else {
+                self.0 = true;
+                Poll::Pending
+            }
+        }
+    }
+
+    /// Polls `f` once with a waker that does nothing.
+    fn poll_once<F: Future>(f: Pin<&mut F>) -> Poll<F::Output> {
+        f.poll(&mut Context::from_waker(Waker::noop()))
+    }
 
     #[test]
     fn gfp_flag_values() {
@@ -455,5 +507,68 @@ mod tests {
         };
         assert_eq!(*b, 7);
         Ok(())
+    }
+
+    #[test]
+    fn async_scope_stays_in_force_between_polls() {
+        let mut fut = pin!(async {
+            memalloc_scope!(NoFs);
+            YieldOnce(false).await;
+            current_gfp_context(GFP_KERNEL)
+        });
+        let first = poll_once(fut.as_mut());
+        // Documented: the pending future's scope is in force for the code that polled it.
+        let between = (is_active::<NoFs>(), current_gfp_context(GFP_KERNEL));
+        let second = poll_once(fut.as_mut());
+        let after = is_active::<NoFs>();
+        assert!(first.is_pending());
+        assert!(between.0 && between.1 == GFP_NOFS);
+        assert!(matches!(second, Poll::Ready(f) if f == GFP_NOFS));
+        assert!(!after);
+    }
+
+    #[test]
+    fn async_scope_polled_once_then_dropped_inside_another_scope() {
+        let (pending, inside, after_inner) = {
+            let mut fut = pin!(async {
+                memalloc_scope!(NoFs);
+                YieldOnce(false).await;
+            });
+            let pending = poll_once(fut.as_mut()).is_pending();
+            // Entered after the future's scope: the flag is already set, so this one saves
+            // nothing.
+            let inner = Scope::<NoFs>::enter();
+            // Out of order: the future (and its scope, which set the flag) ends first.
+            drop(fut);
+            // Documented: the flag is cleared although `inner` has not ended.
+            let inside = is_active::<NoFs>();
+            drop(inner);
+            (pending, inside, is_active::<NoFs>())
+        };
+        assert!(pending);
+        assert!(!inside);
+        assert!(!after_inner);
+    }
+
+    #[test]
+    fn forgotten_scope_leaves_flag_until_enclosing_scope_ends() {
+        // What a future holding a scope and never dropped amounts to.
+        let in_outer = scope::<NoFs, _>(|| {
+            core::mem::forget(Scope::<NoFs>::enter());
+            is_active::<NoFs>()
+        });
+        // The enclosing scope set the flag, so it clears it; the forgotten one set nothing.
+        let after_outer = is_active::<NoFs>();
+        let outermost = {
+            core::mem::forget(Scope::<NoFs>::enter());
+            // Documented: a forgotten outermost scope leaves the flag set on the task.
+            let left = (is_active::<NoFs>(), current_gfp_context(GFP_KERNEL));
+            // The only way out: clear this kind's flag explicitly.
+            NoFs::restore(NoFs::TASK_FLAG);
+            (left, is_active::<NoFs>())
+        };
+        assert!(in_outer && !after_outer);
+        assert!(outermost.0 .0 && outermost.0 .1 == GFP_NOFS);
+        assert!(!outermost.1);
     }
 }

@@ -7,12 +7,22 @@
 //! update queues a work item that allocates with `GFP_KERNEL` in process context and publishes
 //! the allocation exactly once. Until then updates are dropped and counted in
 //! [`missed`](DeferredPerCpuNum::missed), so callers proceed without waiting.
+//!
+//! # Work items and module unload
+//!
+//! The work item is queued behind the caller's back, so it may still be pending, or running, when
+//! the module that queued it is unloaded. Everything the worker executes (the work function, the
+//! allocation, and the destructor it runs if it drops the last reference) is therefore in a
+//! non-generic part compiled into the kernel crate only: no code of the calling module runs from
+//! the workqueue. The generic [`DeferredPerCpuNum<T>`] only holds a reference to it and
+//! gives the published memory its type.
 
-use super::{PerCpuInt, PerCpuNum};
+use super::{PerCpuInt, PerCpuNum, RawPerCpu, MAX_ALIGN, MAX_SIZE};
 use crate::{
-    alloc::flags::GFP_KERNEL,
-    alloc::Flags,
-    error::Result,
+    alloc::{flags::GFP_KERNEL, memalloc::might_alloc, Flags},
+    bindings,
+    error::{code::*, Result},
+    ffi::c_void,
     prelude::*,
     sync::{
         atomic::{ordering, Atomic},
@@ -20,60 +30,208 @@ use crate::{
     },
     workqueue::{self, impl_has_work, Work, WorkItem},
 };
+use core::{
+    marker::PhantomData,
+    mem::{align_of, size_of, ManuallyDrop},
+    ops::Deref,
+    ptr::NonNull,
+};
 
-/// Lockdep name of the allocation work. Kept in a static, not a literal in the generic `new()`,
-/// so that every crate instantiating `new()` passes the same name pointer with the same key.
+/// Lockdep name of the allocation work; its key is the one `static_lock_class!()` in
+/// [`Core::try_new`], in the kernel crate.
 static WORK_NAME: &CStr = crate::c_str!("DeferredPerCpuNum::work");
+
+/// An owned per-CPU allocation of untyped, zeroed bytes.
+///
+/// # Invariants
+///
+/// `0` was returned by `__alloc_percpu_gfp()` and is freed only by `Drop`.
+struct RawBytes(NonNull<c_void>);
+
+// SAFETY: A per-CPU allocation has no thread affinity and may be freed from any thread.
+unsafe impl Send for RawBytes {}
+
+// SAFETY: `&RawBytes` only gives out the pointer.
+unsafe impl Sync for RawBytes {}
+
+impl RawBytes {
+    /// Allocates `size` zeroed bytes aligned to `align` for every possible CPU.
+    ///
+    /// `size` must be in `1..=MAX_SIZE` and `align` a power of two no larger than `MAX_ALIGN`
+    /// (checked by [`Core::try_new`]).
+    #[inline(never)]
+    fn alloc(size: usize, align: usize, flags: Flags) -> Result<Self> {
+        if size == 0 || size > MAX_SIZE || !align.is_power_of_two() || align > MAX_ALIGN {
+            return Err(EINVAL);
+        }
+        might_alloc(flags);
+        // SAFETY: `size` and `align` are valid for the per-CPU allocator (checked above).
+        let ptr = unsafe { bindings::__alloc_percpu_gfp(size, align, flags.as_raw()) };
+        // INVARIANT: A non-null `ptr` is a per-CPU allocation, owned by the returned object.
+        Ok(Self(NonNull::new(ptr).ok_or(ENOMEM)?))
+    }
+}
+
+impl Drop for RawBytes {
+    #[inline(never)]
+    fn drop(&mut self) {
+        // SAFETY: By the type invariants, the pointer came from `__alloc_percpu_gfp()` and is
+        // freed only here.
+        unsafe { bindings::free_percpu(self.0.as_ptr()) };
+    }
+}
+
+/// The untyped part of a [`DeferredPerCpuNum`], shared with its allocation work item.
+///
+/// Not generic, and its functions are not inlined into other crates: the work function, the
+/// allocation and the destructor live in the kernel crate, so a work item that runs after the
+/// module that queued it was unloaded executes no code of that module.
+///
+/// # Invariants
+///
+/// `size` is in `1..=MAX_SIZE` and `align` is a power of two no larger than `MAX_ALIGN`; a
+/// published `value` is an allocation of `size` bytes aligned to `align`.
+#[pin_data]
+struct Core {
+    size: usize,
+    align: usize,
+    value: SetOnce<RawBytes>,
+    queued: Atomic<i32>,
+    missed: Atomic<u64>,
+    _live: test_hooks::Live,
+    #[pin]
+    work: Work<Core>,
+}
+
+impl_has_work! {
+    impl HasWork<Self> for Core { self.work }
+}
+
+impl Core {
+    /// Allocates the shared part for values of `size` bytes aligned to `align`.
+    #[inline(never)]
+    fn try_new(size: usize, align: usize) -> Result<Arc<Self>> {
+        if size == 0 || size > MAX_SIZE || !align.is_power_of_two() || align > MAX_ALIGN {
+            return Err(EINVAL);
+        }
+        // INVARIANT: `size` and `align` were checked above; nothing is published yet.
+        Arc::pin_init(
+            pin_init!(Self {
+                size,
+                align,
+                value: SetOnce::new(),
+                queued: Atomic::new(0),
+                missed: Atomic::new(0),
+                _live: test_hooks::Live::new(),
+                work <- Work::new(WORK_NAME, crate::static_lock_class!()),
+            }),
+            GFP_KERNEL,
+        )
+    }
+
+    /// Returns the published per-CPU allocation.
+    #[inline]
+    fn published(&self) -> Option<NonNull<c_void>> {
+        self.value.as_ref().map(|raw| raw.0)
+    }
+
+    /// Allocates and publishes the memory unless that has already happened.
+    #[inline(never)]
+    fn populate(&self, flags: Flags) -> Result<bool> {
+        if self.value.as_ref().is_some() {
+            return Ok(false);
+        }
+        // INVARIANT: The allocation has the size and alignment of the type invariants.
+        Ok(self
+            .value
+            .populate(RawBytes::alloc(self.size, self.align, flags)?))
+    }
+
+    /// Counts a dropped update and queues the allocation, unless it is queued already.
+    #[inline(never)]
+    fn miss(this: ArcBorrow<'_, Self>) {
+        this.missed.add(1u64, ordering::Relaxed);
+        // SAFETY: `in_nmi()` only reads the preemption count of the current CPU.
+        if unsafe { bindings::in_nmi() } {
+            // `queue_work()` takes the pool's lock: not from NMI. A later update queues.
+            return;
+        }
+        if this.queued.xchg(1, ordering::Relaxed) == 0 {
+            // SAFETY: `system_dfl_wq` is allocated at boot, before any Rust code runs, and never
+            // freed.
+            let queue = unsafe { workqueue::Queue::from_raw(bindings::system_dfl_wq) };
+            // A failure means the work is already queued, which is what we want.
+            let _ = queue.enqueue(Arc::from(this));
+        }
+    }
+}
+
+impl WorkItem for Core {
+    type Pointer = Arc<Self>;
+
+    fn run(this: Arc<Self>) {
+        test_hooks::wait_while_held();
+        // On failure the next update queues the work again.
+        if this.populate(GFP_KERNEL).is_err() {
+            this.queued.store(0, ordering::Relaxed);
+        }
+    }
+}
 
 /// A [`PerCpuNum<T>`] allocated in process context when first needed.
 ///
-/// Hold it in an [`Arc`]: a pending allocation work item keeps its own reference, so dropping
-/// every other reference while the work is pending is fine; the memory is freed after the work
-/// has run.
+/// Updates ([`add`](Self::add)) work in any context but NMI: before the allocation is published
+/// they are dropped and counted, and the first of them queues the allocation on the system
+/// unbound workqueue (`system_dfl_wq`); in NMI the update is counted as missed but nothing is
+/// queued, as `queue_work()` is not NMI-safe. The queued work item holds its own reference to
+/// the untyped part of the value, so the value may be dropped, and the module that created it unloaded,
+/// while the work is pending: the memory is freed once the work has run.
 ///
 /// # Examples
 ///
 /// ```
 /// use kernel::percpu::DeferredPerCpuNum;
-/// use kernel::sync::Arc;
 ///
-/// let stats = Arc::pin_init(DeferredPerCpuNum::<u64>::new(), GFP_KERNEL)?;
+/// let stats = KBox::pin_init(DeferredPerCpuNum::<u64>::new(), GFP_KERNEL)?;
 /// // In atomic context: counted only once the worker has allocated.
-/// let counted = stats.as_arc_borrow().add(512);
+/// let counted = stats.add(512);
 /// // In process context, the allocation can also be made directly.
 /// stats.populate(GFP_KERNEL)?;
-/// assert!(stats.as_arc_borrow().add(512));
+/// assert!(stats.add(512));
 /// assert_eq!(stats.sum() + if counted { 0 } else { 512 }, 1024);
 /// # Ok::<(), Error>(())
 /// ```
 #[pin_data]
 pub struct DeferredPerCpuNum<T: PerCpuInt> {
-    value: SetOnce<PerCpuNum<T>>,
-    queued: Atomic<i32>,
-    missed: Atomic<u64>,
-    #[pin]
-    work: Work<DeferredPerCpuNum<T>>,
-}
-
-impl_has_work! {
-    impl{T: PerCpuInt} HasWork<Self> for DeferredPerCpuNum<T> { self.work }
+    core: Arc<Core>,
+    _type: PhantomData<T>,
 }
 
 impl<T: PerCpuInt> DeferredPerCpuNum<T> {
-    /// Creates an empty value; nothing is allocated yet.
-    pub fn new() -> impl PinInit<Self> {
-        pin_init!(Self {
-            value: SetOnce::new(),
-            queued: Atomic::new(0),
-            missed: Atomic::new(0),
-            work <- Work::new(WORK_NAME, crate::static_lock_class!()),
+    /// Creates an empty value: no per-CPU memory is allocated yet.
+    ///
+    /// Allocates the small shared part with `GFP_KERNEL`, so call it in process context.
+    pub fn new() -> impl PinInit<Self, Error> {
+        try_pin_init!(Self {
+            core: Core::try_new(size_of::<T>(), align_of::<T>())?,
+            _type: PhantomData,
         })
     }
 
     /// Returns the per-CPU integers if they have been allocated.
     #[inline]
-    pub fn get(&self) -> Option<&PerCpuNum<T>> {
-        self.value.as_ref()
+    pub fn get(&self) -> Option<PerCpuNumRef<'_, T>> {
+        let ptr = self.core.published()?;
+        // INVARIANT: By the type invariants of `Core`, a published allocation has the size and
+        // alignment of `T` (`Core` was created for `T` in `new()`), was zeroed by the allocator,
+        // and is freed only when `Core` is dropped, after the borrow of `self` ends. The
+        // `PerCpuNum` is never dropped, so it does not free it.
+        Some(PerCpuNumRef {
+            num: ManuallyDrop::new(PerCpuNum {
+                raw: RawPerCpu { ptr: ptr.cast() },
+            }),
+            _core: PhantomData,
+        })
     }
 
     /// Allocates and publishes the per-CPU integers now, unless that has already happened.
@@ -81,46 +239,137 @@ impl<T: PerCpuInt> DeferredPerCpuNum<T> {
     /// Returns whether this call published them; when several callers race, exactly one does
     /// and the others free what they allocated. Honours the task's memory allocation scopes.
     pub fn populate(&self, flags: Flags) -> Result<bool> {
-        if self.value.as_ref().is_some() {
-            return Ok(false);
-        }
-        Ok(self.value.populate(PerCpuNum::new(flags)?))
+        self.core.populate(flags)
     }
 
     /// Adds `v` to the current CPU's value if allocated; otherwise queues the allocation and
-    /// drops the update. Returns whether `v` was counted. Works in any context.
+    /// drops the update. Returns whether `v` was counted.
+    ///
+    /// Works in any context; in NMI, an update made before the allocation is published does not
+    /// queue it.
     #[inline]
-    pub fn add(self: ArcBorrow<'_, Self>, v: T) -> bool {
+    pub fn add(&self, v: T) -> bool {
         if let Some(n) = self.get() {
             n.add(v);
             return true;
         }
-        self.missed.add(1u64, ordering::Relaxed);
-        if self.queued.xchg(1, ordering::Relaxed) == 0 {
-            // A failure means the work is already queued, which is what we want.
-            let _ = workqueue::system().enqueue(Arc::from(self));
-        }
+        Core::miss(self.core.as_arc_borrow());
         false
     }
 
     /// Returns the number of updates dropped before the allocation was published.
     pub fn missed(&self) -> u64 {
-        self.missed.load(ordering::Relaxed)
+        self.core.missed.load(ordering::Relaxed)
     }
 
     /// Returns the sum over all CPUs, or zero before the allocation was published.
     pub fn sum(&self) -> T {
-        self.get().map_or_else(T::default, PerCpuNum::sum)
+        self.get().map_or_else(T::default, |n| n.sum())
     }
 }
 
-impl<T: PerCpuInt> WorkItem for DeferredPerCpuNum<T> {
-    type Pointer = Arc<Self>;
+/// The [`PerCpuNum<T>`] of a [`DeferredPerCpuNum<T>`], which owns the memory.
+///
+/// # Invariants
+///
+/// `num` is never dropped; its allocation lives at least for `'a`.
+pub struct PerCpuNumRef<'a, T: PerCpuInt> {
+    num: ManuallyDrop<PerCpuNum<T>>,
+    _core: PhantomData<&'a Core>,
+}
 
-    fn run(this: Arc<Self>) {
-        // On failure the next update queues the work again.
-        if this.populate(GFP_KERNEL).is_err() {
-            this.queued.store(0, ordering::Relaxed);
+impl<T: PerCpuInt> Deref for PerCpuNumRef<'_, T> {
+    type Target = PerCpuNum<T>;
+
+    #[inline]
+    fn deref(&self) -> &PerCpuNum<T> {
+        &self.num
+    }
+}
+
+/// Hooks for the selftests: hold allocation workers, count the live untyped parts.
+///
+/// Only with `CONFIG_RUST_PERCPU_KUNIT_TEST`; without it they compile to nothing.
+#[doc(hidden)]
+pub mod test_hooks {
+    #[cfg(CONFIG_RUST_PERCPU_KUNIT_TEST)]
+    use crate::{
+        sync::atomic::{ordering, Atomic},
+        time::{delay::fsleep, Delta},
+    };
+
+    #[cfg(CONFIG_RUST_PERCPU_KUNIT_TEST)]
+    static HOLD: Atomic<i32> = Atomic::new(0);
+    #[cfg(CONFIG_RUST_PERCPU_KUNIT_TEST)]
+    static HELD: Atomic<u64> = Atomic::new(0);
+    #[cfg(CONFIG_RUST_PERCPU_KUNIT_TEST)]
+    static RELEASED: Atomic<u64> = Atomic::new(0);
+    #[cfg(CONFIG_RUST_PERCPU_KUNIT_TEST)]
+    static LIVE: Atomic<i64> = Atomic::new(0);
+
+    /// Longest time a worker is held, so that a forgotten release cannot hang it.
+    #[cfg(CONFIG_RUST_PERCPU_KUNIT_TEST)]
+    const MAX_HOLD_MS: u32 = 30_000;
+
+    /// Counts itself among the live untyped parts.
+    pub(super) struct Live;
+
+    impl Live {
+        pub(super) fn new() -> Self {
+            #[cfg(CONFIG_RUST_PERCPU_KUNIT_TEST)]
+            LIVE.add(1i64, ordering::Relaxed);
+            Live
+        }
+    }
+
+    impl Drop for Live {
+        #[inline(never)]
+        fn drop(&mut self) {
+            #[cfg(CONFIG_RUST_PERCPU_KUNIT_TEST)]
+            LIVE.add(-1i64, ordering::Relaxed);
+        }
+    }
+
+    /// Makes allocation workers that start from now on wait (at most 30 s) until
+    /// [`release_workers`] is called.
+    #[cfg(CONFIG_RUST_PERCPU_KUNIT_TEST)]
+    pub fn hold_workers() {
+        HOLD.store(1, ordering::Release);
+    }
+
+    /// Lets held allocation workers go on.
+    #[cfg(CONFIG_RUST_PERCPU_KUNIT_TEST)]
+    pub fn release_workers() {
+        HOLD.store(0, ordering::Release);
+    }
+
+    /// Returns how many workers were held and how many of those went on since boot.
+    #[cfg(CONFIG_RUST_PERCPU_KUNIT_TEST)]
+    pub fn held_and_released() -> (u64, u64) {
+        (
+            HELD.load(ordering::Acquire),
+            RELEASED.load(ordering::Acquire),
+        )
+    }
+
+    /// Returns the number of untyped parts alive (not yet freed), pending work items included.
+    #[cfg(CONFIG_RUST_PERCPU_KUNIT_TEST)]
+    pub fn live_cores() -> i64 {
+        LIVE.load(ordering::Relaxed)
+    }
+
+    /// Called by each allocation worker before it allocates.
+    #[inline(never)]
+    pub(super) fn wait_while_held() {
+        #[cfg(CONFIG_RUST_PERCPU_KUNIT_TEST)]
+        if HOLD.load(ordering::Acquire) != 0 {
+            HELD.add(1u64, ordering::Relaxed);
+            let mut waited = 0;
+            while HOLD.load(ordering::Acquire) != 0 && waited < MAX_HOLD_MS {
+                fsleep(Delta::from_millis(10));
+                waited += 10;
+            }
+            RELEASED.add(1u64, ordering::Relaxed);
         }
     }
 }
