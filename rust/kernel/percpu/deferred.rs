@@ -95,12 +95,20 @@ impl<T: PerCpuInt> DeferredPerCpuNum<T> {
             n.add(v);
             return true;
         }
+        self.add_unpublished();
+        false
+    }
+
+    /// The slow path of [`add`](Self::add), out of line so that the published path stays short:
+    /// counts the dropped update and queues the allocation.
+    #[cold]
+    #[inline(never)]
+    fn add_unpublished(self: ArcBorrow<'_, Self>) {
         self.missed.add(1u64, ordering::Relaxed);
         if self.queued.xchg(1, ordering::Relaxed) == 0 {
             // A failure means the work is already queued, which is what we want.
             let _ = workqueue::system().enqueue(Arc::from(self));
         }
-        false
     }
 
     /// Returns the number of updates dropped before the allocation was published.
