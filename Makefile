@@ -1,13 +1,17 @@
 # SPDX-License-Identifier: GPL-2.0
 # Entry points; see README.md.
 
-.PHONY: run check build setup source shell clean-build
+.PHONY: run check build setup source shell clean-build bench
 
 run:
 	@scripts/run.sh
 
 check:
 	@scripts/check.sh
+
+# Rust against C by instruction count on the production kernel (README: "make bench").
+bench:
+	@scripts/bench.sh
 
 build:
 	@scripts/setup.sh && scripts/build.sh
@@ -24,7 +28,7 @@ shell:
 		--cpus 2 --memory 2G --append root=/dev/root
 
 clean-build:
-	@. scripts/lib.sh && rm -rf "$$B" "$$S"
+	@. scripts/lib.sh && rm -rf "$$B" "$$S" "$$CACHE/build-prod"
 
 .PHONY: lint patches
 lint:

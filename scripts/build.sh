@@ -1,7 +1,10 @@
 #!/usr/bin/env bash
 # SPDX-License-Identifier: GPL-2.0
-# Overlay, configure (tinyconfig + configs/*.config via merge_config.sh) and
-# build the test kernel and the in-tree modules in $B.
+# Overlay, configure (tinyconfig + the variant's fragments via merge_config.sh) and
+# build the kernel and the in-tree modules in $B.
+#   VARIANT=debug (default)  the test kernel, configs/*.config, in $CACHE/build
+#   VARIANT=prod             the production kernel for make bench, configs/vng.config +
+#                            configs/prod/*.config, in $CACHE/build-prod
 
 . "$(dirname "$0")/lib.sh"
 
@@ -10,24 +13,28 @@
 mkdir -p "$B"
 
 # Configure only when the fragments, the tree or the toolchain changed.
-key=$( (cat "$TOP"/configs/*.config; cat "$S/.pristine"; rustc --version; clang-19 --version | head -1) | sha256sum)
+key=$( (cat "${FRAGMENTS[@]}"; cat "$S/.pristine"; rustc --version; clang-19 --version | head -1) | sha256sum)
 if [ "$(cat "$B/.config-key" 2>/dev/null)" != "$key" ] || [ ! -f "$B/.config" ]; then
-	say "configuring $B"
+	say "configuring $B ($VARIANT)"
 	make -s -C "$S" O="$B" LLVM=-19 rustavailable >/dev/null ||
 		{ make -C "$S" O="$B" LLVM=-19 rustavailable; die "Rust toolchain not usable (run scripts/setup.sh)"; }
 	kmake -s tinyconfig
-	"$S/scripts/kconfig/merge_config.sh" -m -O "$B" "$B/.config" "$TOP"/configs/*.config >/dev/null
+	"$S/scripts/kconfig/merge_config.sh" -m -O "$B" "$B/.config" "${FRAGMENTS[@]}" >/dev/null
 	kmake -s olddefconfig
 	missing=()
-	for line in $(grep -h '^CONFIG_' "$TOP"/configs/*.config); do
+	for line in $(grep -h '^CONFIG_' "${FRAGMENTS[@]}"); do
 		grep -qx "$line" "$B/.config" || missing+=("$line")
+	done
+	# "# CONFIG_X is not set" in a fragment must hold too (e.g. no lockdep in prod).
+	for sym in $(sed -n 's/^# \(CONFIG_[A-Z0-9_]*\) is not set$/\1/p' "${FRAGMENTS[@]}"); do
+		if grep -q "^$sym=" "$B/.config"; then missing+=("# $sym is not set"); fi
 	done
 	if [ "$(rustc --version | awk '{print $2}')" != "$RUST_PIN" ]; then
 		echo "WARNING: rustc is not $RUST_PIN: CONFIG_RUST_INLINE_HELPERS cannot be set" >&2
 		missing=("${missing[@]/CONFIG_RUST_INLINE_HELPERS=y/}")
 	fi
 	for m in "${missing[@]}"; do
-		[ -n "$m" ] && echo "error: Kconfig dropped $m (a dependency is missing)" >&2
+		[ -n "$m" ] && echo "error: .config lacks '$m' (a dependency is missing, or something selects it)" >&2
 	done
 	[ -z "$(printf '%s' "${missing[@]}")" ] || exit 1
 	echo "$key" >"$B/.config-key"

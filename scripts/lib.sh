@@ -5,7 +5,23 @@ set -euo pipefail
 
 TOP=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 CACHE=${CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/rust-percpu}
-B=${B:-$CACHE/build}            # kernel build tree (O=)
+# Build variant: debug (the test kernel: lockdep, KUnit) or prod (no lock debugging, for
+# make bench). Each has its own build tree; both use the one overlaid source tree $S.
+VARIANT=${VARIANT:-debug}
+case $VARIANT in
+debug)
+	B=${B:-$CACHE/build}    # kernel build tree (O=)
+	FRAGMENTS=("$TOP"/configs/*.config)
+	;;
+prod)
+	B=${B:-$CACHE/build-prod}
+	FRAGMENTS=("$TOP/configs/vng.config" "$TOP"/configs/prod/*.config)
+	;;
+*)
+	echo "error: unknown VARIANT=$VARIANT (debug or prod)" >&2
+	exit 1
+	;;
+esac
 S=${S:-$CACHE/src}              # overlaid source tree
 ART=${ART:-$TOP/results}        # per-boot console, dmesg, KTAP
 VENV=${VENV:-$CACHE/venv}

@@ -539,15 +539,21 @@ impl<T> PerCpu<T> {
         let slot = self.raw.this_cpu_ptr(&preempt);
         // SAFETY: `slot` is the current CPU's slot of a live allocation; `busy` is atomic.
         let busy = unsafe { &(*slot).busy };
-        // Interrupts on this CPU nest completely, so an exchange on the local flag orders us
-        // against any handler that interrupts us.
-        if busy.xchg(1, ordering::Acquire) != 0 {
+        // Only the CPU that owns the slot accesses its flag, with preemption disabled. An
+        // interrupt or NMI handler that runs between the test and the set below nests completely:
+        // it has released its own access (or leaked a guard that nothing can reach) before this
+        // code resumes. A plain test and set therefore suffices; no locked instruction is needed.
+        if busy.load(ordering::Relaxed) != 0 {
             return None;
         }
-        // INVARIANT: We set `busy` on the current CPU, which cannot change while `preempt` lives.
+        busy.store(1, ordering::Relaxed);
+        // Keep the accesses to the value after the flag is set.
+        crate::sync::barrier::barrier();
+        // INVARIANT: We set `busy` on the current CPU, which cannot change while `preempt` lives;
+        // `slot` is valid for the lifetime of `&self`.
         Some(LocalGuard {
-            // SAFETY: `slot` is valid for the lifetime of `&self`.
-            slot: unsafe { &*slot },
+            slot,
+            _p: PhantomData,
             preempt,
         })
     }
@@ -606,11 +612,13 @@ impl<T> Drop for PerCpu<T> {
 ///
 /// # Invariants
 ///
-/// `slot` belongs to the CPU the task runs on, which `_preempt` keeps fixed, and its `busy` flag
-/// was set by this guard.
+/// `slot` points to a slot of a live [`PerCpu`] for `'a`; the slot belongs to the CPU the task
+/// runs on, which `preempt` keeps fixed, and its `busy` flag was set by this guard.
 #[must_use = "the value is released immediately when the guard is unused"]
 pub struct LocalGuard<'a, T> {
-    slot: &'a Slot<T>,
+    // A raw pointer, not a reference: `Option<LocalGuard>` then needs no null test.
+    slot: *const Slot<T>,
+    _p: PhantomData<&'a Slot<T>>,
     preempt: PreemptGuard,
 }
 
@@ -627,24 +635,29 @@ impl<T> Deref for LocalGuard<'_, T> {
 
     #[inline]
     fn deref(&self) -> &T {
-        // SAFETY: By the type invariants, this guard has exclusive access to the value.
-        unsafe { &*self.slot.value.get() }
+        // SAFETY: By the type invariants, `slot` is valid and this guard has exclusive access to
+        // the value.
+        unsafe { &*(*self.slot).value.get() }
     }
 }
 
 impl<T> DerefMut for LocalGuard<'_, T> {
     #[inline]
     fn deref_mut(&mut self) -> &mut T {
-        // SAFETY: By the type invariants, this guard has exclusive access to the value.
-        unsafe { &mut *self.slot.value.get() }
+        // SAFETY: By the type invariants, `slot` is valid and this guard has exclusive access to
+        // the value.
+        unsafe { &mut *(*self.slot).value.get() }
     }
 }
 
 impl<T> Drop for LocalGuard<'_, T> {
     #[inline]
     fn drop(&mut self) {
+        // Keep the accesses to the value before the flag is cleared.
+        crate::sync::barrier::barrier();
         // Release the value before `preempt` lets the task migrate.
-        self.slot.busy.store(0, ordering::Release);
+        // SAFETY: By the type invariants, `slot` is valid.
+        unsafe { &(*self.slot).busy }.store(0, ordering::Relaxed);
     }
 }
 

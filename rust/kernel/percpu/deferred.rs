@@ -148,6 +148,9 @@ impl Core {
     }
 
     /// Counts a dropped update and queues the allocation, unless it is queued already.
+    ///
+    /// Out of line and cold, so that the published path of `add()` stays short.
+    #[cold]
     #[inline(never)]
     fn miss(this: ArcBorrow<'_, Self>) {
         this.missed.add(1u64, ordering::Relaxed);

@@ -1,0 +1,284 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: GPL-2.0
+# make bench: Rust against C, by instruction count. Builds the production kernel (VARIANT=prod:
+# no lock debugging, PREEMPT, inlined helpers, in $CACHE/build-prod), boots it under QEMU's
+# "-icount shift=0" (the guest clock advances 1 ns per executed instruction), runs the C and the
+# Rust benchmark of the same operations in the same boot, and prints
+#   operation | C | Rust | Rust/C | budget
+# in instructions per operation, plus a disassembly table of the same functions. Results go to
+# results/bench/ (bench.txt, bench.json, disasm.txt, one directory per boot).
+#   scripts/bench.sh            build (unless NOBUILD=1), boot (unless NOBOOT=1), print the tables
+#   scripts/bench.sh cases      the same, then one "NAME pass|fail detail" line per row
+#   BENCH_CPUS="2 4 8"          boots: the first runs every operation, the others the operations
+#                               that visit every CPU (the sum-scaling rows)
+#   BENCH_ITERS=20000 BENCH_REPS=7
+# Sourcing this file defines bench_cases (for make check) and nothing else.
+
+BENCH_SH=$(readlink -f "${BASH_SOURCE[0]}")
+
+# bench_cases: run the benchmark and print one "NAME pass|fail detail" line per table row.
+# Always returns 0; a missing result is a failing line.
+bench_cases() {
+	(unset B VARIANT; VARIANT=prod "$BENCH_SH" cases) || echo "bench_run fail scripts/bench.sh exited $?"
+	return 0
+}
+
+# Row specification: id, label, C op, Rust op, budget ("-": for information only), reason.
+# The budget is 1.05 where Rust does what C does; a larger one names what Rust adds by design.
+# "@N" in an op selects the boot with N CPUs (default: the first boot).
+bench_rows() {
+	cat <<'ROWS'
+num_add|PerCpuNum<u64>::add / this_cpu_add|num_add|num_add|1.05|
+num_inc|PerCpuNum<u64>::inc / this_cpu_inc|num_inc|num_inc|1.05|
+num_sum_2|PerCpuNum::sum / for_each_possible_cpu, 2 CPUs|num_sum@2|num_sum@2|1.05|
+num_sum_4|PerCpuNum::sum / for_each_possible_cpu, 4 CPUs|num_sum@4|num_sum@4|1.05|
+num_sum_8|PerCpuNum::sum / for_each_possible_cpu, 8 CPUs|num_sum@8|num_sum@8|1.05|
+local_modify|PerCpu::local()+modify / get_cpu_ptr+put_cpu_ptr|local_modify|local_modify|1.70|reentrancy flag: tested and set on entry, cleared on exit (cmp, jne, 2 movs; no locked instruction)
+pcc_add|PercpuCounter::add / percpu_counter_add|pcc_add|pcc_add|1.05|
+pcc_read|PercpuCounter::read / percpu_counter_read|pcc_read|pcc_read|1.05|
+pcc_sum_2|PercpuCounter::sum / percpu_counter_sum, 2 CPUs|pcc_sum@2|pcc_sum@2|1.05|
+pcc_sum_4|PercpuCounter::sum / percpu_counter_sum, 4 CPUs|pcc_sum@4|pcc_sum@4|1.05|
+pcc_sum_8|PercpuCounter::sum / percpu_counter_sum, 8 CPUs|pcc_sum@8|pcc_sum@8|1.05|
+pcc_compare|PercpuCounter::compare, far / percpu_counter_compare|pcc_compare|pcc_compare|1.05|
+pcc_compare_near|PercpuCounter::compare, near (sums) / percpu_counter_compare|pcc_compare_near|pcc_compare_near|1.05|
+pcc_limited_add|PercpuCounter::limited_add / percpu_counter_limited_add|pcc_limited_add|pcc_limited_add|1.10|__percpu_counter_limited_add is not exported: modules call it through a kernel-crate wrapper (one more call)
+irqsave|SpinLockIrqSave lock/unlock / spin_lock_irqsave+restore|irqsave|irqsave|1.25|the closure API reads the preempt count (refcounted irq-disable depth) on entry and exit
+cookie_true|WbLockCookie begin/end, cond true / wb_lock_cookie (irqsave)|cookie_true|cookie_true|1.05|
+cookie_false|WbLockCookie begin/end, cond false / wb_lock_cookie (irqsave)|cookie_false|cookie_false|1.05|
+cookie_true_irq_disable|WbLockCookie, cond true / spin_lock_irq_disable sequence|cookie_irq_disable_true|cookie_true|-|comparator of a cookie on SpinLockIrq
+cookie_false_irq_disable|WbLockCookie, cond false / spin_lock_irq_disable sequence|cookie_irq_disable_false|cookie_false|-|comparator of a cookie on SpinLockIrq
+irq_disable|SpinLockIrq lock/unlock / spin_lock_irq_disable+enable|irq_disable|irq_disable|1.05|
+spin_lock_irq|SpinLockIrq lock/unlock / spin_lock_irq+unlock_irq|spin_lock_irq|irq_disable|-|reference: C's non-refcounted form
+memalloc_nofs|memalloc NOFS scope / memalloc_nofs_save+restore|memalloc_nofs|memalloc_nofs|1.05|
+num_new_drop|PerCpuNum<u64>::new+drop / alloc_percpu_gfp+free_percpu|num_new_drop|num_new_drop|1.05|
+deferred_add|DeferredPerCpuNum::add, published / load_acquire+this_cpu_add|deferred_add|deferred_add|1.55|SetOnce keeps its state apart from the value: the state is loaded and compared, then the pointer loaded (2 instructions)
+deferred_vs_add|DeferredPerCpuNum::add / this_cpu_add (cost of deferral)|num_add|deferred_add|-|reference: PerCpuNum::add is the num_add row
+ROWS
+}
+
+# In the guest: run both benchmarks, keep the log.
+bench_guest() { # OUTDIR MODDIR ALL(1)|SUMS(2) ITERS REPS
+	local out=$1 mods=$2 mode=$3 iters=$4 reps=$5 sum_only=0 p=/sys/module/percpu_bench/parameters
+	[ "$mode" = 2 ] && sum_only=1
+	mkdir -p "$out"
+	cat /sys/devices/system/cpu/possible >"$out/possible"
+	echo "$iters" >$p/iters
+	echo "$reps" >$p/reps
+	echo "$mode" >$p/run; echo "c=$?" >"$out/status"
+	insmod "$mods/samples/rust/rust_percpu_bench.ko" sum_only=$sum_only iters="$iters" reps="$reps"
+	echo "rust=$?" >>"$out/status"
+	rmmod rust_percpu_bench
+	dmesg >"$out/dmesg"
+	sync
+}
+
+# One boot with N CPUs under icount; results in $BENCH_ART/boot-N.
+bench_boot() { # N MODE
+	local n=$1 mode=$2 dir=$BENCH_ART/boot-$1 rc start
+	rm -rf "$dir"; mkdir -p "$dir"
+	start=$(date +%s)
+	set +e
+	timeout -k 10 "${VM_TIMEOUT:-600}" vng -r "$B/arch/x86/boot/bzImage" \
+		--disable-kvm --force-9p --cpus "$n" --memory 1G -v \
+		--append root=/dev/root --append loglevel=7 \
+		--rwdir="$BENCH_ART" --qemu-opts="-icount shift=0" \
+		-- "bash $BENCH_SH guest $dir $B $mode $BENCH_ITERS $BENCH_REPS" \
+		</dev/null >"$dir/out" 2>"$dir/console"
+	rc=$?
+	set -e
+	echo "$rc" >"$dir/rc"
+	echo "$(( $(date +%s) - start ))" >"$dir/seconds"
+	say "bench boot with $n CPUs: exit $rc in $(cat "$dir/seconds")s"
+	[ "$rc" = 0 ] || tail -15 "$dir/console" >&2
+}
+
+# Disassembly of the op_* functions of both modules: instructions, calls, locked instructions.
+bench_disasm() {
+	python3 - "$B" "$BENCH_ART/disasm.json" <<'PY'
+import json, re, subprocess, sys
+B, out = sys.argv[1], sys.argv[2]
+objs = {"c": B + "/samples/percpu_bench/percpu_bench.o",
+        "rust": B + "/samples/rust/rust_percpu_bench.o"}
+def syms(obj):
+    raw = subprocess.run(["llvm-nm-19", "--defined-only", obj], capture_output=True, text=True).stdout.split("\n")
+    dem = subprocess.run(["llvm-nm-19", "--defined-only", "-C", obj], capture_output=True, text=True).stdout.split("\n")
+    res = {}
+    for r, d in zip(raw, dem):
+        if not r.strip():
+            continue
+        name, dname = r.split()[-1], d.split(None, 2)[-1]
+        m = re.search(r"(?:^|::)op_(\w+)$", dname)
+        if m and r.split()[1].lower() == "t":
+            res.setdefault(m.group(1), name)
+    return res
+def listing(obj, sym):
+    d = subprocess.run(["llvm-objdump-19", "-d", "-r", "--no-show-raw-insn", "--no-leading-addr",
+                        "--disassemble-symbols=" + sym, obj], capture_output=True, text=True).stdout
+    lines, reloc, on = [], None, False
+    for l in d.split("\n"):
+        if l.endswith(">:"):
+            on = True
+            continue
+        if not on:
+            continue
+        if not l.strip():
+            if lines:
+                break
+            continue
+        if "R_X86_64" in l:
+            t = l.split()[-1]
+            if lines:
+                lines[-1] += "  [" + re.sub(r"[-+]0x[0-9a-f]+$", "", t) + "]"
+            continue
+        lines.append(l.strip())
+    return lines
+def summary(lines):
+    body = [l for l in lines if not re.match(r"(endbr64|nop\w*|int3)\b", l)]
+    calls = [l for l in body if re.match(r"call", l)]
+    # A call in a tail position is a jmp to a symbol other than the return thunk.
+    tails = [l for l in body if re.match(r"jmp\s", l) and "  [" in l and "__x86_return_thunk" not in l]
+    locked = [l for l in body if l.startswith("lock") or re.match(r"xchg\w*\s.*\(", l)]
+    return {"insns": len(body), "calls": len(calls) + len(tails), "locked": len(locked),
+            "call_targets": [re.sub(r".*\[(.*)\]$", r"\1", l) for l in calls + tails], "listing": lines}
+res = {}
+for lang, obj in objs.items():
+    try:
+        s = syms(obj)
+    except Exception:
+        s = {}
+    for op, sym in s.items():
+        res.setdefault(op, {})[lang] = summary(listing(obj, sym))
+json.dump(res, open(out, "w"), indent=1)
+PY
+}
+
+# Parse both logs, print the tables, write bench.txt/bench.json; print case lines if asked.
+bench_report() { # CASES(0|1)
+	bench_rows >"$BENCH_ART/rows"
+	python3 - "$BENCH_ART" "$1" <<'PY'
+import glob, json, os, re, sys
+art, cases = sys.argv[1], sys.argv[2] == "1"
+runs = {}            # (lang, op, cpus) -> ps_per_op
+boots = sorted(glob.glob(art + "/boot-*"), key=lambda d: int(d.rsplit("-", 1)[1]))
+first = None
+for d in boots:
+    n = int(d.rsplit("-", 1)[1])
+    first = first or n
+    try:
+        log = open(d + "/dmesg", errors="replace").read()
+    except OSError:
+        continue
+    for m in re.finditer(r"lang=(\w+) op=(\w+) cpus=(\d+) iters=(\d+) reps=(\d+) ps_per_op=(-?\d+)", log):
+        runs[(m.group(1), m.group(2), n)] = int(m.group(6))
+def get(lang, spec):
+    op, _, cpus = spec.partition("@")
+    return runs.get((lang, op, int(cpus) if cpus else first))
+try:
+    disasm = json.load(open(art + "/disasm.json"))
+except (OSError, ValueError):
+    disasm = {}
+rows, lines = [], []
+for spec in open(art + "/rows").read().strip().split("\n"):
+    rid, label, cop, rop, budget, reason = spec.split("|")
+    c, r = get("c", cop), get("rust", rop)
+    ratio = r / c if c and r is not None and c > 0 else None
+    if budget == "-":
+        status = "info"
+    elif c is None or r is None:
+        status = "fail"
+    elif c <= 0:
+        status = "pass" if r <= c else "fail"
+    else:
+        status = "pass" if ratio <= float(budget) + 1e-9 else "fail"
+    rows.append(dict(id=rid, operation=label, c_op=cop, rust_op=rop, c_ps=c, rust_ps=r,
+                     ratio=ratio, budget=None if budget == "-" else float(budget),
+                     reason=reason, status=status))
+fmt = lambda ps: "-" if ps is None else "%.2f" % (ps / 1000)
+w = max(len(x["operation"]) for x in rows)
+out = ["Instructions per operation (QEMU -icount shift=0, median of the repetitions, empty loop",
+       "subtracted; production kernel: no lock debugging, PREEMPT, inlined helpers).", "",
+       "%-*s | %8s | %8s | %6s | %s" % (w, "operation", "C", "Rust", "Rust/C", "budget"),
+       "%s-|-%s-|-%s-|-%s-|-%s" % ("-" * w, "-" * 8, "-" * 8, "-" * 6, "-" * 30)]
+for x in rows:
+    b = "-" if x["budget"] is None else "%.2f" % x["budget"]
+    note = b + ("" if x["status"] in ("pass", "info") else " FAIL") + (" (" + x["reason"] + ")" if x["reason"] else "")
+    out.append("%-*s | %8s | %8s | %6s | %s" % (w, x["operation"], fmt(x["c_ps"]), fmt(x["rust_ps"]),
+               "-" if x["ratio"] is None else "%.2f" % x["ratio"], note))
+if disasm:
+    out += ["", "Disassembly of the op_* functions (x86_64, production build): instructions (without",
+            "endbr64/nop/int3) / calls (incl. tail calls) / locked instructions (lock prefix, xchg with memory).", "",
+            "%-26s | %-12s | %-12s | %s" % ("function", "C i/c/l", "Rust i/c/l", "calls (C ; Rust)"),
+            "%s-|-%s-|-%s-|-%s" % ("-" * 26, "-" * 12, "-" * 12, "-" * 30)]
+    for op in sorted(disasm):
+        if op == "empty":
+            continue
+        d = disasm[op]
+        f = lambda s: "-" if not s else "%d/%d/%d" % (s["insns"], s["calls"], s["locked"])
+        t = lambda s: "" if not s else " ".join(s["call_targets"])
+        out.append("%-26s | %-12s | %-12s | %s ; %s" % ("op_" + op, f(d.get("c")), f(d.get("rust")),
+                   t(d.get("c")), t(d.get("rust"))))
+    out += ["", "Listings: results/bench/disasm.txt"]
+text = "\n".join(out) + "\n"
+open(art + "/bench.txt", "w").write(text)
+json.dump({"unit": "instructions/1000 per operation (ps under -icount shift=0)", "rows": rows,
+           "raw": [dict(lang=k[0], op=k[1], boot_cpus=k[2], ps_per_op=v) for k, v in sorted(runs.items())],
+           "disasm": {op: {l: {k: v for k, v in s.items() if k != "listing"} for l, s in d.items()}
+                      for op, d in disasm.items()}},
+          open(art + "/bench.json", "w"), indent=1)
+with open(art + "/disasm.txt", "w") as f:
+    for op in sorted(disasm):
+        for lang in ("c", "rust"):
+            s = disasm[op].get(lang)
+            if s:
+                f.write("%s op_%s: %d instructions, %d calls, %d locked\n" % (lang, op, s["insns"], s["calls"], s["locked"]))
+                f.write("".join("    " + l + "\n" for l in s["listing"]) + "\n")
+if cases:
+    for x in rows:
+        if x["status"] == "info":
+            continue
+        det = "C %s Rust %s ratio %s budget %.2f" % (fmt(x["c_ps"]), fmt(x["rust_ps"]),
+              "-" if x["ratio"] is None else "%.2f" % x["ratio"], x["budget"])
+        print("bench_%s %s %s" % (x["id"], x["status"], det if x["c_ps"] is not None and x["rust_ps"] is not None else "no result"))
+else:
+    sys.stdout.write(text)
+PY
+}
+
+bench_main() {
+	. "$(dirname "$BENCH_SH")/lib.sh"
+	[ "$VARIANT" = prod ] || die "bench needs VARIANT=prod (it is set by default)"
+	BENCH_ART=$ART/bench
+	mkdir -p "$BENCH_ART"
+	local cases=0
+	[ "${1:-}" = cases ] && cases=1
+	if [ -z "${NOBUILD:-}" ]; then
+		"$TOP/scripts/setup.sh" >&2
+		"$TOP/scripts/build.sh" >&2
+	fi
+	[ -f "$B/arch/x86/boot/bzImage" ] || die "no production kernel in $B"
+	if [ -z "${NOBOOT:-}" ]; then
+		local start=$(date +%s) mode=1 n
+		BENCH_ITERS=${BENCH_ITERS:-20000} BENCH_REPS=${BENCH_REPS:-7}
+		rm -rf "$BENCH_ART"/boot-*
+		for n in ${BENCH_CPUS:-2 4 8}; do
+			bench_boot "$n" "$mode" >&2
+			mode=2
+		done
+		say "bench boots: $(( $(date +%s) - start ))s" >&2
+	fi
+	bench_disasm
+	bench_report "$cases"
+}
+
+if [ "${BASH_SOURCE[0]}" = "$0" ]; then
+	case ${1:-} in
+	guest)
+		shift
+		bench_guest "$@"
+		;;
+	*)
+		export VARIANT=${VARIANT:-prod}
+		bench_main "$@"
+		;;
+	esac
+fi
