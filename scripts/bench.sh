@@ -41,12 +41,12 @@ pcc_sum_4|PercpuCounter::sum / percpu_counter_sum, 4 CPUs|pcc_sum@4|pcc_sum@4|1.
 pcc_sum_8|PercpuCounter::sum / percpu_counter_sum, 8 CPUs|pcc_sum@8|pcc_sum@8|1.05|
 pcc_compare|PercpuCounter::compare, far / percpu_counter_compare|pcc_compare|pcc_compare|1.05|
 pcc_compare_near|PercpuCounter::compare, near (sums) / percpu_counter_compare|pcc_compare_near|pcc_compare_near|1.05|
-pcc_limited_add|PercpuCounter::limited_add / percpu_counter_limited_add|pcc_limited_add|pcc_limited_add|1.10|__percpu_counter_limited_add is not exported: modules call it through a kernel-crate wrapper (one more call)
+pcc_limited_add|PercpuCounter::limited_add / percpu_counter_limited_add|pcc_limited_add|pcc_limited_add|1.05|
 irqsave|SpinLockIrqSave lock/unlock / spin_lock_irqsave+restore|irqsave|irqsave|1.25|the closure API reads the preempt count (refcounted irq-disable depth) on entry and exit
-cookie_true|WbLockCookie begin/end, cond true / wb_lock_cookie (irqsave)|cookie_true|cookie_true|1.05|
-cookie_false|WbLockCookie begin/end, cond false / wb_lock_cookie (irqsave)|cookie_false|cookie_false|1.05|
-cookie_true_irq_disable|WbLockCookie, cond true / spin_lock_irq_disable sequence|cookie_irq_disable_true|cookie_true|-|comparator of a cookie on SpinLockIrq
-cookie_false_irq_disable|WbLockCookie, cond false / spin_lock_irq_disable sequence|cookie_irq_disable_false|cookie_false|-|comparator of a cookie on SpinLockIrq
+cookie_true|WbLockCookie begin/end, cond true / wb_lock_cookie (irqsave)|cookie_true|cookie_true|-|reference: the cookie is on SpinLockIrq (refcounted), C's cookie on spin_lock_irqsave
+cookie_false|WbLockCookie begin/end, cond false / wb_lock_cookie (irqsave)|cookie_false|cookie_false|-|reference: the cookie is on SpinLockIrq (refcounted), C's cookie on spin_lock_irqsave
+cookie_true_irq_disable|WbLockCookie, cond true / spin_lock_irq_disable sequence|cookie_irq_disable_true|cookie_true|1.05|
+cookie_false_irq_disable|WbLockCookie, cond false / spin_lock_irq_disable sequence|cookie_irq_disable_false|cookie_false|1.05|
 irq_disable|SpinLockIrq lock/unlock / spin_lock_irq_disable+enable|irq_disable|irq_disable|1.05|
 spin_lock_irq|SpinLockIrq lock/unlock / spin_lock_irq+unlock_irq|spin_lock_irq|irq_disable|-|reference: C's non-refcounted form
 memalloc_nofs|memalloc NOFS scope / memalloc_nofs_save+restore|memalloc_nofs|memalloc_nofs|1.05|

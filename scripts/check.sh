@@ -127,6 +127,16 @@ PY
 	fi
 done
 
+# Rust against C by instruction count on the production kernel (scripts/bench.sh).
+if [ -z "${NOBENCH:-}" ]; then
+	. "$TOP/scripts/bench.sh"
+	n=0
+	while read -r c st detail; do
+		record bench "$c" "$st" "$detail"; n=$((n + 1))
+	done < <(bench_cases)
+	[ "$n" -gt 0 ] || record bench rows fail "no benchmark row, see $ART/bench"
+fi
+
 # The upstream gates (make lint), each a case.
 if [ -z "${NOLINT:-}" ]; then
 	say "lint gates (rustfmt, WERROR, clippy, rustdoc, checkpatch, git am of the series)"

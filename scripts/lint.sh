@@ -47,7 +47,8 @@ mkdir -p "$BC"
 cmp -s "$B/.config" "$BC/.config" || cp "$B/.config" "$BC/.config"
 clippy() { make -C "$S" O="$BC" LLVM=-19 -j"$JOBS" CLIPPY=1 KRUSTFLAGS=--cap-lints=warn "$@"; }
 { clippy olddefconfig && clippy prepare &&
-  clippy rust/ samples/rust/rust_percpu.o samples/rust/rust_percpu_lockdep.o; } >"$L/clippy.txt" 2>&1
+  clippy rust/ samples/rust/rust_percpu.o samples/rust/rust_percpu_lockdep.o \
+		samples/rust/rust_percpu_bench.o; } >"$L/clippy.txt" 2>&1
 rc=$?
 hits=$(grep -E -A3 '^(warning|error)' "$L/clippy.txt" | grep -E "^ *--> .*($ours)" | sort -u || true)
 if [ "$rc" = 0 ] && [ -z "$hits" ]; then

@@ -61,17 +61,17 @@ mod api {
     use kernel::sync::WbLockCookie;
 
     /// The lock of the writeback cookie.
-    pub(super) type WbLock = SpinLockIrqSave<u64>;
+    pub(super) type WbLock = SpinLockIrq<u64>;
 
     /// Creates the lock of the writeback cookie.
     pub(super) fn new_wb_lock() -> impl PinInit<WbLock> {
-        new_spinlock_irqsave!(0u64, "rust_percpu_bench_wb")
+        new_spinlock_irq!(0u64, "rust_percpu_bench_wb")
     }
 
     /// One critical section of a [`SpinLockIrqSave`].
     #[inline(always)]
     pub(super) fn irqsave_add(l: &SpinLockIrqSave<u64>, v: u64) {
-        l.with_irqsave(|g| **g = g.wrapping_add(v));
+        l.lock_irqsave(|g| **g = g.wrapping_add(v));
     }
 
     /// One writeback cookie: takes `l` if `cond` is non-zero.
