@@ -9,9 +9,176 @@ mkdir -p "$out"
 mountpoint -q /sys/kernel/debug || mount -t debugfs none /sys/kernel/debug
 sample=$mods/samples/rust/rust_percpu.ko
 selftest=$mods/samples/rust/rust_percpu_lockdep.ko
+rnull=$mods/drivers/block/rnull/rnull_mod.ko
+CFG=/sys/kernel/config/rnull
 log() { echo "guest: $*"; echo "guest: $*" >/dev/kmsg; }
 res() { echo "$1 $2" >>"$out/cases"; }  # NAME pass|fail
 : >"$out/cases"
+
+# rnull helpers. rnull_on NAME [ATTR=VALUE...]: create and power on a device, print its node.
+rnull_on() {
+	local name=$1 d=$CFG/$1 kv dev
+	shift
+	mkdir "$d" || return 1
+	for kv in "$@"; do echo "${kv#*=}" >"$d/${kv%%=*}" || return 1; done
+	echo 1 >"$d/power" || return 1
+	[ -e "/sys/block/$name/dev" ] || return 1
+	# No merging: one request per direct I/O, so that operations can be counted exactly.
+	echo 2 >"/sys/block/$name/queue/nomerges"
+	dev=/dev/$name
+	if [ ! -b "$dev" ]; then
+		dev=/tmp/$name
+		rm -f "$dev"
+		mknod "$dev" b $(tr ':' ' ' <"/sys/block/$name/dev") || return 1
+	fi
+	echo "$dev"
+}
+# rnull_stat NAME FIELD: the total of FIELD in the stats attribute of NAME.
+rnull_stat() { awk -v f="$2" '$1 == f { print $2; n++ } END { if (n != 1) exit 1 }' "$CFG/$1/stats"; }
+# rnull_cpu_sum NAME FIELD: the sum of the per-CPU lines of FIELD.
+rnull_cpu_sum() { awk -v f="$2" '$1 ~ /^cpu[0-9]+$/ && $2 == f { s += $3 } END { print s + 0 }' "$CFG/$1/stats"; }
+# delta A B: B - A if both are integers, else "?".
+delta() { [[ $1 =~ ^[0-9]+$ && $2 =~ ^[0-9]+$ ]] && echo $(($2 - $1)) || echo "?"; }
+# rnull_reader NAME STOPFILE: read the stats attribute until STOPFILE exists; print "reads errors".
+rnull_reader() {
+	local n=0 e=0
+	while [ ! -e "$2" ]; do
+		if cat "$CFG/$1/stats" >/dev/null; then n=$((n + 1)); else e=$((e + 1)); fi
+	done
+	echo "$n $e"
+}
+
+# rnull: load it, create devices through configfs, run direct I/O from every CPU at once and
+# check the per-CPU statistics against what was submitted; the in-flight limit set while I/O
+# runs; optional statistics enabled while I/O runs; teardown.
+rnull_tests() {
+	local ncpu dev dev1 i W=128 R=1024 f ok pids v want n e
+	mountpoint -q /sys/kernel/config || mount -t configfs none /sys/kernel/config
+	if ! insmod "$rnull"; then res rnull_load fail; return; fi
+	res rnull_load pass
+	ncpu=$(nproc)
+	[ "$ncpu" -le 4 ] || ncpu=4
+	if ! dev=$(rnull_on rnull0 size=64 blocksize=4096); then res rnull_power_on fail; return; fi
+	res rnull_power_on pass
+	sleep 1 # partition scan done; counted in the baseline
+	declare -A before after
+	for f in read_ops read_bytes write_ops write_bytes other_ops busy size_le_4k size_le_64k; do
+		before[$f]=$(rnull_stat rnull0 $f) || before[$f]=x
+	done
+	rm -f /tmp/rnull.stop
+	rnull_reader rnull0 /tmp/rnull.stop >/tmp/rnull.reads &
+	local reader=$!
+	pids=
+	for i in $(seq 0 $((ncpu - 1))); do
+		# CPU i writes W x 64 KiB at 8 MiB * i and reads R x 4 KiB at 32 MiB + 4 MiB * i.
+		taskset -c "$i" dd if=/dev/zero of="$dev" bs=64k count=$W seek=$((i * 128)) \
+			oflag=direct status=none &
+		pids+=" $!"
+		taskset -c "$i" dd if="$dev" of=/dev/null bs=4k count=$R skip=$((8192 + i * 1024)) \
+			iflag=direct status=none &
+		pids+=" $!"
+	done
+	ok=pass
+	for i in $pids; do wait "$i" || ok=fail; done
+	touch /tmp/rnull.stop
+	wait "$reader"
+	res rnull_parallel_direct_io $ok
+	cat "$CFG/rnull0/stats" >"$out/rnull0.stats"
+	for f in "${!before[@]}"; do after[$f]=$(rnull_stat rnull0 $f) || after[$f]=y; done
+	ok=pass
+	for f in read_ops:$((ncpu * R)) read_bytes:$((ncpu * R * 4096)) \
+		write_ops:$((ncpu * W)) write_bytes:$((ncpu * W * 65536)) other_ops:0 busy:0 \
+		size_le_4k:$((ncpu * R)) size_le_64k:$((ncpu * W)); do
+		want=${f#*:} f=${f%%:*}
+		v=$(delta "${before[$f]}" "${after[$f]}")
+		[ "$v" = "$want" ] || { ok=fail; log "rnull0 $f: +$v, expected +$want"; }
+	done
+	res rnull_stats_exact $ok
+	ok=pass
+	for f in read_ops read_bytes write_ops write_bytes; do
+		[ "$(rnull_cpu_sum rnull0 $f)" = "${after[$f]}" ] || { ok=fail; log "rnull0 $f: per-CPU sum differs"; }
+	done
+	# Every CPU submitted: each has writes of its own.
+	v=$(awk '$1 ~ /^cpu[0-9]+$/ && $2 == "write_ops" && $3 > 0 { n++ } END { print n + 0 }' \
+		"$CFG/rnull0/stats")
+	[ "$v" -ge "$ncpu" ] || { ok=fail; log "rnull0: writes on $v CPUs, expected $ncpu"; }
+	res rnull_stats_per_cpu $ok
+	read -r n e </tmp/rnull.reads
+
+	# Optional statistics enabled while I/O runs: the first updates allocate (in a worker),
+	# the ones after that are exact.
+	taskset -c 0 dd if="$dev" of=/dev/null bs=4k count=2000 iflag=direct status=none &
+	i=$!
+	echo 1 >"$CFG/rnull0/position_stats"
+	wait "$i"
+	dd if="$dev" of=/dev/null bs=4k count=1 iflag=direct status=none
+	sleep 1
+	before[p]=$(rnull_stat rnull0 position_0)
+	dd if="$dev" of=/dev/null bs=4k count=100 iflag=direct status=none
+	after[p]=$(rnull_stat rnull0 position_0)
+	v=$(delta "${before[p]}" "${after[p]}")
+	[ "$v" = 100 ] && res rnull_position_stats_enabled_live pass ||
+		{ res rnull_position_stats_enabled_live fail; log "position_0: +$v, expected +100"; }
+
+	# In-flight limit, first set while I/O runs (the queue is frozen to start counting).
+	if ! dev1=$(rnull_on rnull1 size=64 blocksize=4096 irqmode=1); then
+		res rnull_inflight_limit fail
+	else
+		ok=pass
+		sleep 1
+		before[rb]=$(rnull_stat rnull1 read_bytes)
+		local round
+		rm -f /tmp/rnull.stop
+		rnull_reader rnull1 /tmp/rnull.stop >/tmp/rnull.reads &
+		reader=$!
+		for round in 1 2; do
+			pids=
+			for i in $(seq 0 $((ncpu - 1))); do
+				taskset -c "$i" dd if="$dev1" of=/dev/null bs=1M count=16 skip=$((i * 16)) \
+					iflag=direct status=none &
+				pids+=" $!"
+			done
+			if [ $round = 1 ]; then
+				sleep 0.2
+				echo 1 >"$CFG/rnull1/inflight_limit" || ok=fail
+			fi
+			for i in $pids; do wait "$i" || ok=fail; done
+		done
+		touch /tmp/rnull.stop
+		wait "$reader"
+		read -r v f </tmp/rnull.reads
+		n=$((${n:-0} + ${v:-0})) e=$((${e:-1} + ${f:-1}))
+		cat "$CFG/rnull1/stats" >"$out/rnull1.stats"
+		v=$(delta "${before[rb]}" "$(rnull_stat rnull1 read_bytes)")
+		[ "$v" = $((2 * ncpu * 16 << 20)) ] || { ok=fail; log "rnull1 read_bytes: +$v"; }
+		v=$(rnull_stat rnull1 busy)
+		[ "$v" -gt 0 ] || { ok=fail; log "rnull1: no request refused with inflight_limit=1"; }
+		log "rnull1: $v requests refused with inflight_limit=1"
+		[ "$(rnull_stat rnull1 inflight)" = 0 ] || { ok=fail; log "rnull1: requests left in flight"; }
+		[ "$(rnull_stat rnull1 inflight_limit)" = 1 ] || ok=fail
+		res rnull_inflight_limit $ok
+	fi
+
+	log "rnull: $n reads of stats during I/O, $e failed"
+	[ "$n" -gt 0 ] && [ "$e" = 0 ] && res rnull_stats_read_during_io pass ||
+		res rnull_stats_read_during_io fail
+
+	# Power off, remove, unload: nothing left behind.
+	ok=pass
+	for i in rnull0 rnull1; do
+		[ -d "$CFG/$i" ] || continue
+		echo 0 >"$CFG/$i/power" || ok=fail
+		[ -e "/sys/block/$i" ] && { ok=fail; log "$i still exists after power off"; }
+		rnull_stat "$i" write_ops >/dev/null || ok=fail # readable after power off
+		rmdir "$CFG/$i" || ok=fail
+	done
+	sleep 1 # let a pending statistics allocation work item run before the module goes
+	rmmod rnull_mod || ok=fail
+	grep -q '^rnull_mod ' /proc/modules && ok=fail
+	[ -e "$CFG" ] && { ok=fail; log "$CFG left behind"; }
+	ls /sys/block | grep -q rnull && ok=fail
+	res rnull_teardown $ok
+}
 
 case $boot in
 clean)
@@ -52,6 +219,17 @@ clean)
 	rmmod rust_percpu_lockdep 2>/dev/null
 	dmesg | grep -q 'deferred_unload: worker finished after unload' || ok=fail
 	res deferred_work_after_module_unload $ok
+	rnull_tests
+	;;
+detect-rnull)
+	# Seed 002 in rnull's shape: a GFP_KERNEL per-CPU allocation in queue_rq().
+	mountpoint -q /sys/kernel/config || mount -t configfs none /sys/kernel/config
+	insmod "$rnull"
+	dev=$(rnull_on rnull0 size=16)
+	echo 1 >"$CFG/rnull0/debug_alloc_in_queue_rq"
+	dd if="$dev" of=/dev/null bs=4k count=4 iflag=direct status=none
+	echo "dd=$?" >"$out/insmod"
+	sleep 1
 	;;
 detect-*)
 	n=${boot#detect-}

@@ -41,7 +41,7 @@ for p in $(grep -v '^#' "$series" | awk '{ print $1 }'); do
 	sed -n 's|^+++ b/\([^\t ]*\).*|\1|p' "$p" | while read -r f; do
 		[ -e "$stage/$f" ] && continue
 		mkdir -p "$stage/$(dirname "$f")"
-		[ -f "$PR/$f" ] && cp "$PR/$f" "$stage/$f"
+		if [ -f "$PR/$f" ]; then cp "$PR/$f" "$stage/$f"; fi # else a new file
 	done
 	patch -s -p1 -d "$stage" --no-backup-if-mismatch -F0 <"$p" ||
 		die "$(basename "$p") does not apply to $PR"
