@@ -22,11 +22,11 @@ impl kernel::Module for Case {
     }
 }
 
-use kernel::sync::{new_condvar, new_spinlock_irqsave, CondVar};
+use kernel::sync::{new_condvar, new_spinlock_irqsave};
 
 fn case() -> Result {
     let a = KBox::pin_init(new_spinlock_irqsave!(0u32), GFP_KERNEL)?;
-    let cv = KBox::pin_init::<CondVar>(new_condvar!(), GFP_KERNEL)?;
+    let cv = KBox::pin_init(new_condvar!(), GFP_KERNEL)?;
     // SAFETY: Only this guard is held.
     let mut ga = unsafe { a.lock_unchecked() };
     cv.wait(&mut ga);
