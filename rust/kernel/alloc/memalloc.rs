@@ -530,16 +530,18 @@ mod tests {
     #[test]
     fn async_scope_polled_once_then_dropped_inside_another_scope() {
         let (pending, inside, after_inner) = {
-            let mut fut = pin!(async {
-                memalloc_scope!(NoFs);
-                YieldOnce(false).await;
-            });
-            let pending = poll_once(fut.as_mut()).is_pending();
-            // Entered after the future's scope: the flag is already set, so this one saves
-            // nothing.
-            let inner = Scope::<NoFs>::enter();
-            // Out of order: the future (and its scope, which set the flag) ends first.
-            drop(fut);
+            let (pending, inner) = {
+                let mut fut = pin!(async {
+                    memalloc_scope!(NoFs);
+                    YieldOnce(false).await;
+                });
+                let pending = poll_once(fut.as_mut()).is_pending();
+                // Entered after the future's scope: the flag is already set, so this one saves
+                // nothing.
+                (pending, Scope::<NoFs>::enter())
+                // Out of order: the future, and with it its scope (which set the flag), is
+                // dropped here, before `inner`.
+            };
             // Documented: the flag is cleared although `inner` has not ended.
             let inside = is_active::<NoFs>();
             drop(inner);

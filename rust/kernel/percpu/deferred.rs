@@ -160,11 +160,8 @@ impl Core {
             return;
         }
         if this.queued.xchg(1, ordering::Relaxed) == 0 {
-            // SAFETY: `system_dfl_wq` is allocated at boot, before any Rust code runs, and never
-            // freed.
-            let queue = unsafe { workqueue::Queue::from_raw(bindings::system_dfl_wq) };
             // A failure means the work is already queued, which is what we want.
-            let _ = queue.enqueue(Arc::from(this));
+            let _ = workqueue::system_dfl().enqueue(Arc::from(this));
         }
     }
 }
