@@ -146,6 +146,9 @@ impl PercpuCounter {
     }
 
     /// Adds `amount` (C's `percpu_counter_add()`).
+    ///
+    /// As in C, `amount` must not be [`i64::MIN`]: C takes its absolute value, which overflows,
+    /// and the update is lost (no undefined behaviour, no warning).
     #[inline]
     pub fn add(&self, amount: i64) {
         // SAFETY: By the type invariants, the counter is initialised.
@@ -202,7 +205,10 @@ impl PercpuCounter {
     /// `percpu_counter_read()`).
     ///
     /// Off by at most about `batch × online CPUs` from [`sum`](Self::sum) when only
-    /// [`add`](Self::add) is used; [`add_local`](Self::add_local) widens the bound.
+    /// [`add`](Self::add) is used; [`add_local`](Self::add_local) widens the bound. On 32-bit
+    /// architectures the 64-bit shared count is read without its lock, as in C, so a read that
+    /// races with a fold may be torn (wrong by up to 2^32); the comparisons built on it share that
+    /// limit there. Use [`sum`](Self::sum) where that matters.
     #[inline]
     pub fn read(&self) -> i64 {
         // SAFETY: By the type invariants, the counter is initialised.
