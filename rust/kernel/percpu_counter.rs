@@ -288,9 +288,9 @@ impl PercpuCounter {
     /// batch no larger than the default.
     ///
     /// C assumes that the counter, `limit` and `amount` are far from [`i64::MIN`] and
-    /// [`i64::MAX`] (it adds them and `batch × online CPUs` without overflow checks): keep them
-    /// within about ±2⁶², or the arithmetic wraps and the answer may be wrong. The kernel is built
-    /// with `-fno-strict-overflow`, so that is a wrong answer, not undefined behaviour.
+    /// [`i64::MAX`] (it adds them and `batch * online CPUs` without overflow checks): keep them
+    /// within about +/- 2^62, or the arithmetic wraps and the answer may be wrong. The kernel is
+    /// built with `-fno-strict-overflow`, so that is a wrong answer, not undefined behaviour.
     #[inline]
     pub fn limited_add(&self, limit: i64, amount: i64) -> bool {
         // SAFETY: By the type invariants, the counter is initialised.

@@ -184,8 +184,8 @@ impl WorkItem for Core {
 /// they are dropped and counted, and the first of them queues the allocation on the system
 /// unbound workqueue (`system_dfl_wq`); in NMI the update is counted as missed but nothing is
 /// queued, as `queue_work()` is not NMI-safe. The queued work item holds its own reference to
-/// the untyped part of the value, so the value may be dropped, and the module that created it unloaded,
-/// while the work is pending: the memory is freed once the work has run.
+/// the untyped part of the value, so the value may be dropped, and the module that created it
+/// unloaded, while the work is pending: the memory is freed once the work has run.
 ///
 /// # Examples
 ///
