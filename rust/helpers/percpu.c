@@ -60,3 +60,33 @@ __rust_helper void rust_helper_this_cpu_write_u64(u64 __percpu *ptr, u64 val)
 {
 	this_cpu_write(*ptr, val);
 }
+
+__rust_helper u32 rust_helper_this_cpu_xchg_u32(u32 __percpu *ptr, u32 val)
+{
+	return this_cpu_xchg(*ptr, val);
+}
+
+__rust_helper u32 rust_helper_this_cpu_cmpxchg_u32(u32 __percpu *ptr, u32 old, u32 new)
+{
+	return this_cpu_cmpxchg(*ptr, old, new);
+}
+
+__rust_helper u32 rust_helper_this_cpu_add_return_u32(u32 __percpu *ptr, u32 val)
+{
+	return this_cpu_add_return(*ptr, val);
+}
+
+__rust_helper u64 rust_helper_this_cpu_xchg_u64(u64 __percpu *ptr, u64 val)
+{
+	return this_cpu_xchg(*ptr, val);
+}
+
+__rust_helper u64 rust_helper_this_cpu_cmpxchg_u64(u64 __percpu *ptr, u64 old, u64 new)
+{
+	return this_cpu_cmpxchg(*ptr, old, new);
+}
+
+__rust_helper u64 rust_helper_this_cpu_add_return_u64(u64 __percpu *ptr, u64 val)
+{
+	return this_cpu_add_return(*ptr, val);
+}

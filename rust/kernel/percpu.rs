@@ -698,6 +698,28 @@ pub unsafe trait PerCpuInt:
     /// `ptr` must be the per-CPU address of a live allocation of a `Self`.
     unsafe fn this_cpu_write(ptr: *mut Self, v: Self);
 
+    /// Sets the current CPU's value at the per-CPU address `ptr` to `v` and returns the old one.
+    ///
+    /// # Safety
+    ///
+    /// `ptr` must be the per-CPU address of a live allocation of a `Self`.
+    unsafe fn this_cpu_xchg(ptr: *mut Self, v: Self) -> Self;
+
+    /// Sets the current CPU's value at the per-CPU address `ptr` to `new` if it is `old`, and
+    /// returns the value found.
+    ///
+    /// # Safety
+    ///
+    /// `ptr` must be the per-CPU address of a live allocation of a `Self`.
+    unsafe fn this_cpu_cmpxchg(ptr: *mut Self, old: Self, new: Self) -> Self;
+
+    /// Adds `v` to the current CPU's value at the per-CPU address `ptr` and returns the result.
+    ///
+    /// # Safety
+    ///
+    /// `ptr` must be the per-CPU address of a live allocation of a `Self`.
+    unsafe fn this_cpu_add_return(ptr: *mut Self, v: Self) -> Self;
+
     /// Two's complement addition.
     fn wrapping_add(self, rhs: Self) -> Self;
 
@@ -706,11 +728,13 @@ pub unsafe trait PerCpuInt:
 }
 
 macro_rules! impl_percpu_int {
-    ($($t:ty => $u:ty, $add:ident, $read:ident, $write:ident;)*) => {$(
+    ($($t:ty => $u:ty, $add:ident, $read:ident, $write:ident, $xchg:ident, $cmpxchg:ident,
+       $add_return:ident;)*) => {$(
         impl private::Sealed for $t {}
 
-        // SAFETY: The helpers are the kernel's `this_cpu_add/read/write()` for the unsigned type
-        // of the same size; two's complement addition is the same for signed values.
+        // SAFETY: The helpers are the kernel's `this_cpu_add/read/write/xchg/cmpxchg/add_return()`
+        // for the unsigned type of the same size; two's complement addition and comparison for
+        // equality are the same for signed values.
         unsafe impl PerCpuInt for $t {
             const ONE: Self = 1;
 
@@ -734,6 +758,24 @@ macro_rules! impl_percpu_int {
             }
 
             #[inline(always)]
+            unsafe fn this_cpu_xchg(ptr: *mut Self, v: Self) -> Self {
+                // SAFETY: The caller guarantees `ptr` is a live per-CPU address.
+                unsafe { bindings::$xchg(ptr.cast(), v as $u) as $t }
+            }
+
+            #[inline(always)]
+            unsafe fn this_cpu_cmpxchg(ptr: *mut Self, old: Self, new: Self) -> Self {
+                // SAFETY: The caller guarantees `ptr` is a live per-CPU address.
+                unsafe { bindings::$cmpxchg(ptr.cast(), old as $u, new as $u) as $t }
+            }
+
+            #[inline(always)]
+            unsafe fn this_cpu_add_return(ptr: *mut Self, v: Self) -> Self {
+                // SAFETY: The caller guarantees `ptr` is a live per-CPU address.
+                unsafe { bindings::$add_return(ptr.cast(), v as $u) as $t }
+            }
+
+            #[inline(always)]
             fn wrapping_add(self, rhs: Self) -> Self {
                 <$t>::wrapping_add(self, rhs)
             }
@@ -747,22 +789,30 @@ macro_rules! impl_percpu_int {
 }
 
 impl_percpu_int! {
-    u32 => u32, this_cpu_add_u32, this_cpu_read_u32, this_cpu_write_u32;
-    i32 => u32, this_cpu_add_u32, this_cpu_read_u32, this_cpu_write_u32;
-    u64 => u64, this_cpu_add_u64, this_cpu_read_u64, this_cpu_write_u64;
-    i64 => u64, this_cpu_add_u64, this_cpu_read_u64, this_cpu_write_u64;
+    u32 => u32, this_cpu_add_u32, this_cpu_read_u32, this_cpu_write_u32,
+        this_cpu_xchg_u32, this_cpu_cmpxchg_u32, this_cpu_add_return_u32;
+    i32 => u32, this_cpu_add_u32, this_cpu_read_u32, this_cpu_write_u32,
+        this_cpu_xchg_u32, this_cpu_cmpxchg_u32, this_cpu_add_return_u32;
+    u64 => u64, this_cpu_add_u64, this_cpu_read_u64, this_cpu_write_u64,
+        this_cpu_xchg_u64, this_cpu_cmpxchg_u64, this_cpu_add_return_u64;
+    i64 => u64, this_cpu_add_u64, this_cpu_read_u64, this_cpu_write_u64,
+        this_cpu_xchg_u64, this_cpu_cmpxchg_u64, this_cpu_add_return_u64;
 }
 
 #[cfg(target_pointer_width = "64")]
 impl_percpu_int! {
-    usize => u64, this_cpu_add_u64, this_cpu_read_u64, this_cpu_write_u64;
-    isize => u64, this_cpu_add_u64, this_cpu_read_u64, this_cpu_write_u64;
+    usize => u64, this_cpu_add_u64, this_cpu_read_u64, this_cpu_write_u64,
+        this_cpu_xchg_u64, this_cpu_cmpxchg_u64, this_cpu_add_return_u64;
+    isize => u64, this_cpu_add_u64, this_cpu_read_u64, this_cpu_write_u64,
+        this_cpu_xchg_u64, this_cpu_cmpxchg_u64, this_cpu_add_return_u64;
 }
 
 #[cfg(target_pointer_width = "32")]
 impl_percpu_int! {
-    usize => u32, this_cpu_add_u32, this_cpu_read_u32, this_cpu_write_u32;
-    isize => u32, this_cpu_add_u32, this_cpu_read_u32, this_cpu_write_u32;
+    usize => u32, this_cpu_add_u32, this_cpu_read_u32, this_cpu_write_u32,
+        this_cpu_xchg_u32, this_cpu_cmpxchg_u32, this_cpu_add_return_u32;
+    isize => u32, this_cpu_add_u32, this_cpu_read_u32, this_cpu_write_u32,
+        this_cpu_xchg_u32, this_cpu_cmpxchg_u32, this_cpu_add_return_u32;
 }
 
 /// One integer per possible CPU, updated with the kernel's `this_cpu_*()` operations.
@@ -856,6 +906,46 @@ impl<T: PerCpuInt> PerCpuNum<T> {
         unsafe { T::this_cpu_write(self.raw.percpu_ptr(), v) }
     }
 
+    /// Sets the current CPU's value to `v` and returns the old one (C's `this_cpu_xchg()`).
+    ///
+    /// Atomic with respect to interrupts and preemption on the current CPU, like every update
+    /// of this type; on x86 one `xchg` with a `%gs:` operand.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use kernel::percpu::{PerCpuNum, PreemptGuard};
+    ///
+    /// let n = PerCpuNum::<u32>::new(GFP_KERNEL)?;
+    /// let _g = PreemptGuard::new(); // Stay on one CPU for the example.
+    /// assert_eq!(n.xchg(7), 0);
+    /// assert_eq!(n.cmpxchg(7, 9), 7); // Found 7: now 9.
+    /// assert_eq!(n.cmpxchg(7, 1), 9); // Found 9: unchanged.
+    /// assert_eq!(n.add_return(1), 10);
+    /// # Ok::<(), Error>(())
+    /// ```
+    #[inline]
+    pub fn xchg(&self, v: T) -> T {
+        // SAFETY: `percpu_ptr()` is the per-CPU address of our live allocation.
+        unsafe { T::this_cpu_xchg(self.raw.percpu_ptr(), v) }
+    }
+
+    /// Sets the current CPU's value to `new` if it is `old`; returns the value found (C's
+    /// `this_cpu_cmpxchg()`). The exchange happened if the result equals `old`.
+    #[inline]
+    pub fn cmpxchg(&self, old: T, new: T) -> T {
+        // SAFETY: `percpu_ptr()` is the per-CPU address of our live allocation.
+        unsafe { T::this_cpu_cmpxchg(self.raw.percpu_ptr(), old, new) }
+    }
+
+    /// Adds `v` to the current CPU's value and returns the new value (C's
+    /// `this_cpu_add_return()`).
+    #[inline]
+    pub fn add_return(&self, v: T) -> T {
+        // SAFETY: `percpu_ptr()` is the per-CPU address of our live allocation.
+        unsafe { T::this_cpu_add_return(self.raw.percpu_ptr(), v) }
+    }
+
     /// Returns `cpu`'s value.
     ///
     /// A racy snapshot: on 32-bit architectures a 64-bit value may tear (see [`PerCpuNum`]).
@@ -934,6 +1024,29 @@ mod tests {
         let cpus = online_cpus().count() as u64;
         assert_eq!(n.sum(), (ADDS + 1) * cpus);
         assert_eq!(i64::from(s.sum()), -((ADDS * cpus) as i64));
+        Ok(())
+    }
+
+    #[test]
+    fn exchange_and_add_return_from_interrupts() -> Result {
+        let n = PerCpuNum::<u64>::new(GFP_KERNEL)?;
+        let swaps = PerCpuNum::<u32>::new(GFP_KERNEL)?;
+        // Every CPU, in interrupt context, counts with add_return and claims its slot once
+        // with cmpxchg; xchg then reads and clears it.
+        crate::irq_work::run_on_each_cpu(&|| {
+            let mut last = 0;
+            for _ in 0..ADDS {
+                last = n.add_return(1);
+            }
+            if last >= ADDS && swaps.cmpxchg(0, 5) == 0 && swaps.cmpxchg(0, 6) == 5 {
+                let old = swaps.xchg(1);
+                swaps.add(old.wrapping_sub(1).wrapping_sub(4));
+            }
+        })?;
+        let cpus = online_cpus().count();
+        assert_eq!(n.sum(), ADDS * cpus as u64);
+        // Each CPU's value went 0 -> 5 -> (xchg) 1 -> 1 + (5 - 5) = 1.
+        assert_eq!(swaps.sum() as usize, cpus);
         Ok(())
     }
 
