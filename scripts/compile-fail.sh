@@ -2,7 +2,8 @@
 # SPDX-License-Identifier: GPL-2.0
 # Compile-fail cases: every "does not compile" claim of the API is a small module in
 # scripts/compile-fail/ that must fail to build with the error named on its "// expect:" line
-# (a rustc error code, or the message where rustc gives none). cf_ok.rs is the control: it uses
+# (a rustc error code, or the message where rustc gives none); each file holds the use lines and
+# a `fn case() -> Result`, and the script wraps it in a module. cf_ok.rs is the control: it uses
 # the same APIs correctly and must build. Built as external modules against $B.
 # Prints one line per case: "NAME pass|fail [detail]".
 
@@ -18,7 +19,31 @@ for src in "$TOP"/scripts/compile-fail/*.rs; do
 	want=$(sed -n 's|^// expect: *||p' "$src" | head -1)
 	dir=$work/$name
 	mkdir -p "$dir"
-	cp "$src" "$dir/"
+	# The case is a function `case() -> Result`; the module around it is the same for every case.
+	{
+		cat "$src"
+		cat <<-EOT
+
+		use kernel::prelude::*;
+
+		module! {
+		    type: Case,
+		    name: "$name",
+		    authors: ["Rust for Linux Contributors"],
+		    description: "compile-fail case",
+		    license: "GPL",
+		}
+
+		struct Case;
+
+		impl kernel::Module for Case {
+		    fn init(_module: &'static ThisModule) -> Result<Self> {
+		        case()?;
+		        Ok(Case)
+		    }
+		}
+		EOT
+	} >"$dir/$name.rs"
 	echo "obj-m := $name.o" >"$dir/Kbuild"
 	if kmake M="$dir" modules >"$dir/log" 2>&1; then built=1; else built=0; fi
 	if [ "$want" = ok ]; then

@@ -2,25 +2,6 @@
 // expect: E0521
 //! Compile-fail case: the guard of an irqsave critical section cannot leave its closure.
 
-use kernel::prelude::*;
-
-module! {
-    type: Case,
-    name: "cf_irqsave_guard_escapes",
-    authors: ["Rust for Linux Contributors"],
-    description: "compile-fail case",
-    license: "GPL",
-}
-
-struct Case;
-
-impl kernel::Module for Case {
-    fn init(_module: &'static ThisModule) -> Result<Self> {
-        case()?;
-        Ok(Case)
-    }
-}
-
 use kernel::sync::new_spinlock_irqsave;
 
 fn case() -> Result {

@@ -2,25 +2,6 @@
 // expect: E0521
 //! Compile-fail case: guards of two critical sections cannot be swapped (the inner one would outlive its section).
 
-use kernel::prelude::*;
-
-module! {
-    type: Case,
-    name: "cf_irqsave_guard_swap",
-    authors: ["Rust for Linux Contributors"],
-    description: "compile-fail case",
-    license: "GPL",
-}
-
-struct Case;
-
-impl kernel::Module for Case {
-    fn init(_module: &'static ThisModule) -> Result<Self> {
-        case()?;
-        Ok(Case)
-    }
-}
-
 use kernel::sync::new_spinlock_irqsave;
 
 fn case() -> Result {

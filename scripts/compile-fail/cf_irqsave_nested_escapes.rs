@@ -2,25 +2,6 @@
 // expect: lifetime may not live long enough
 //! Compile-fail case: a lock nested with the outer section's interrupts-disabled token cannot outlive that section.
 
-use kernel::prelude::*;
-
-module! {
-    type: Case,
-    name: "cf_irqsave_nested_escapes",
-    authors: ["Rust for Linux Contributors"],
-    description: "compile-fail case",
-    license: "GPL",
-}
-
-struct Case;
-
-impl kernel::Module for Case {
-    fn init(_module: &'static ThisModule) -> Result<Self> {
-        case()?;
-        Ok(Case)
-    }
-}
-
 use kernel::sync::{new_spinlock_irq, new_spinlock_irqsave};
 
 fn case() -> Result {

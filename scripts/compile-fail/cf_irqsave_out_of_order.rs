@@ -2,25 +2,6 @@
 // expect: E0599
 //! Compile-fail case: two irqsave guards taken with lock() and dropped outer-first (the C bug): safe code has no free-standing irqsave guard.
 
-use kernel::prelude::*;
-
-module! {
-    type: Case,
-    name: "cf_irqsave_out_of_order",
-    authors: ["Rust for Linux Contributors"],
-    description: "compile-fail case",
-    license: "GPL",
-}
-
-struct Case;
-
-impl kernel::Module for Case {
-    fn init(_module: &'static ThisModule) -> Result<Self> {
-        case()?;
-        Ok(Case)
-    }
-}
-
 use kernel::sync::new_spinlock_irqsave;
 
 fn case() -> Result {

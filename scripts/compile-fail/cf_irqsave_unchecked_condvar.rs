@@ -3,25 +3,6 @@
 //! Compile-fail case: the guard of `lock_unchecked()` cannot be released temporarily by a
 //! condition variable.
 
-use kernel::prelude::*;
-
-module! {
-    type: Case,
-    name: "cf_irqsave_unchecked_condvar",
-    authors: ["Rust for Linux Contributors"],
-    description: "compile-fail case",
-    license: "GPL",
-}
-
-struct Case;
-
-impl kernel::Module for Case {
-    fn init(_module: &'static ThisModule) -> Result<Self> {
-        case()?;
-        Ok(Case)
-    }
-}
-
 use kernel::sync::{new_condvar, new_spinlock_irqsave};
 
 fn case() -> Result {

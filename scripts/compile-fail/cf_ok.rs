@@ -2,25 +2,6 @@
 // expect: ok
 //! Compile-fail case: the control: the same APIs used correctly must build.
 
-use kernel::prelude::*;
-
-module! {
-    type: Case,
-    name: "cf_ok",
-    authors: ["Rust for Linux Contributors"],
-    description: "compile-fail case",
-    license: "GPL",
-}
-
-struct Case;
-
-impl kernel::Module for Case {
-    fn init(_module: &'static ThisModule) -> Result<Self> {
-        case()?;
-        Ok(Case)
-    }
-}
-
 use kernel::percpu::PerCpu;
 use kernel::sync::{new_spinlock_irq, new_spinlock_irqsave, WbLockCookie};
 

@@ -425,12 +425,10 @@ impl<'g, T: ?Sized> IrqSaveGuard<'g, T> {
     #[cfg(not(CONFIG_PREEMPT_RT))]
     #[inline]
     pub fn irq_disabled(&self) -> &LocalInterruptDisabled {
-        // SAFETY: By the type invariants, this guard exists only inside a critical section, which
-        // entered with `spin_lock_irqsave()` (without PREEMPT_RT, this disables interrupts) or
-        // inside a refcounted interrupt-disabled region that it joined, so that the region cannot
-        // end before the critical section. Nothing safe re-enables interrupts inside: nested
-        // critical sections restore the "disabled" state they found. The returned borrow of
-        // `self` ends inside the critical section.
+        // By the type invariants, this guard exists only inside a critical section, entered with
+        // `spin_lock_irqsave()` (interrupts off without PREEMPT_RT) or inside a refcounted region
+        // that it joined, which cannot end first; nested sections restore "disabled".
+        // SAFETY: Interrupts stay disabled while the returned borrow of `self` lives.
         unsafe { LocalInterruptDisabled::assume_disabled() }
     }
 }
