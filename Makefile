@@ -24,7 +24,7 @@ source:
 
 # Boot the test kernel with an interactive shell (for debugging; needs a terminal).
 shell:
-	@. scripts/lib.sh && vng -r "$$B/arch/x86/boot/bzImage" --disable-kvm --force-9p \
+	@. scripts/lib.sh && vng -r "$$B/arch/x86/boot/bzImage" $$(vm_accel_args) --force-9p \
 		--cpus 2 --memory 2G --append root=/dev/root
 
 clean-build:

@@ -34,6 +34,14 @@ num_sum_2|PerCpuNum::sum / for_each_possible_cpu, 2 CPUs|num_sum@2|num_sum@2|1.0
 num_sum_4|PerCpuNum::sum / for_each_possible_cpu, 4 CPUs|num_sum@4|num_sum@4|1.05|
 num_sum_8|PerCpuNum::sum / for_each_possible_cpu, 8 CPUs|num_sum@8|num_sum@8|1.05|
 local_modify|PerCpu::local()+modify / get_cpu_ptr+put_cpu_ptr|local_modify|local_modify|1.70|reentrancy flag: tested and set on entry, cleared on exit (cmp, jne, 2 movs; no locked instruction)
+static_add|StaticPerCpuNum<u64>::add (module) / this_cpu_add on DEFINE_PER_CPU (built-in)|static_add|static_add|1.05|
+shared_add|SharedPerCpu::add(field) / this_cpu_add on a struct field|shared_add|shared_add|1.05|
+num_xchg|PerCpuNum<u64>::xchg / this_cpu_xchg|num_xchg|num_xchg|1.05|
+num_cmpxchg|PerCpuNum<u64>::cmpxchg / this_cpu_cmpxchg|num_cmpxchg|num_cmpxchg|1.05|
+num_add_return|PerCpuNum<u64>::add_return / this_cpu_add_return|num_add_return|num_add_return|1.05|
+local_lock|LocalLock::lock()+modify / local_trylock+this_cpu_ptr+local_unlock|local_trylock|local_lock|1.05|
+local_lock_vs_c_lock|LocalLock::lock()+modify / local_lock (no reentrancy check)|local_lock|local_lock|-|reference: C's local_lock() on a local_lock_t trusts the caller; Rust tests C's local_trylock_t flag so that an interrupted holder is never aliased
+local_lock_irqsave|LocalLock::lock_irqsave()+modify / local_lock_irqsave|local_lock_irqsave|local_lock_irqsave|-|reference: Rust disables interrupts in the refcounted way (local_interrupt_disable) so that guards drop in any order, and tests the flag
 pcc_add|PercpuCounter::add / percpu_counter_add|pcc_add|pcc_add|1.05|
 pcc_read|PercpuCounter::read / percpu_counter_read|pcc_read|pcc_read|1.05|
 pcc_sum_2|PercpuCounter::sum / percpu_counter_sum, 2 CPUs|pcc_sum@2|pcc_sum@2|1.05|
@@ -68,8 +76,42 @@ bench_guest() { # OUTDIR MODDIR ALL(1)|SUMS(2) ITERS REPS
 	insmod "$mods/samples/rust/rust_percpu_bench.ko" sum_only=$sum_only iters="$iters" reps="$reps"
 	echo "rust=$?" >>"$out/status"
 	rmmod rust_percpu_bench
+	[ "$mode" = 1 ] && rnull_guest "$out" "$mods"
 	dmesg >"$out/dmesg"
 	sync
+}
+
+# In the guest: rnull's instructions per request, with and without its per-CPU statistics.
+# Two devices (stats_enabled=1 and 0), completion in queue_rq (irqmode=0), no merging; each
+# repetition times RNULL_N 4 KiB direct reads by dd on CPU 1 for each device. The guest clock
+# counts instructions, so (with - without) / RNULL_N is the cost of the statistics per request
+# (the whole dd process, from fork to exit, is in both).
+rnull_guest() { # OUTDIR MODDIR
+	local out=$1 mods=$2 cfg=/sys/kernel/config/rnull n=${RNULL_N:-20000} st rep t0 t1 ops
+	insmod "$mods/drivers/block/rnull/rnull_mod.ko" || return 0
+	mountpoint -q /sys/kernel/config || mount -t configfs none /sys/kernel/config
+	for st in 1 0; do
+		mkdir "$cfg/rb$st" && echo 64 >"$cfg/rb$st/size" && echo 0 >"$cfg/rb$st/irqmode" &&
+			echo "$st" >"$cfg/rb$st/stats_enabled" && echo 1 >"$cfg/rb$st/power" || return 0
+		echo 2 >"/sys/block/rb$st/queue/nomerges"
+		taskset -c 1 dd if="/dev/rb$st" of=/dev/null bs=4k count=1000 iflag=direct status=none
+	done
+	ops=$(awk '$1 == "read_ops" { print $2 }' "$cfg/rb1/stats")
+	for rep in 1 2 3 4 5 6 7; do
+		for st in 1 0; do
+			t0=$(date +%s%N)
+			taskset -c 1 dd if="/dev/rb$st" of=/dev/null bs=4k count="$n" iflag=direct status=none
+			t1=$(date +%s%N)
+			echo "rnull stats=$st rep=$rep requests=$n ns=$((t1 - t0))" >>"$out/rnull.txt"
+		done
+	done
+	echo "rnull read_ops_counted=$(( $(awk '$1 == "read_ops" { print $2 }' "$cfg/rb1/stats") - ops ))" \
+		"expected=$((7 * n))" >>"$out/rnull.txt"
+	for st in 1 0; do
+		echo 0 >"$cfg/rb$st/power"
+		rmdir "$cfg/rb$st"
+	done
+	rmmod rnull_mod
 }
 
 # One boot with N CPUs under icount; results in $BENCH_ART/boot-N.
@@ -218,9 +260,34 @@ if disasm:
         out.append("%-26s | %-12s | %-12s | %s ; %s" % ("op_" + op, f(d.get("c")), f(d.get("rust")),
                    t(d.get("c")), t(d.get("rust"))))
     out += ["", "Listings: results/bench/disasm.txt"]
+# rnull: instructions per request with and without the statistics (first boot).
+rnull = None
+try:
+    rl = open("%s/boot-%d/rnull.txt" % (art, first)).read()
+    t = {"1": [], "0": []}
+    req = 0
+    for m in re.finditer(r"rnull stats=(\d) rep=\d+ requests=(\d+) ns=(\d+)", rl):
+        t[m.group(1)].append(int(m.group(3)))
+        req = int(m.group(2))
+    m = re.search(r"read_ops_counted=(\d+) expected=(\d+)", rl)
+    med = lambda v: sorted(v)[len(v) // 2]
+    if t["1"] and t["0"] and req and m:
+        on, off = med(t["1"]) / req, med(t["0"]) / req
+        rnull = dict(requests=req, reps=len(t["1"]), with_stats=on, without_stats=off,
+                     overhead=on - off, counted=int(m.group(1)), expected=int(m.group(2)))
+except (OSError, TypeError):
+    pass
+if rnull:
+    out += ["", "rnull, 4 KiB direct reads by dd, completion in queue_rq (median of %d runs of %d requests):" %
+            (rnull["reps"], rnull["requests"]),
+            "  instructions per request with statistics %.0f, without %.0f: the statistics cost %.0f (%.2f %%)" %
+            (rnull["with_stats"], rnull["without_stats"], rnull["overhead"],
+             100 * rnull["overhead"] / rnull["without_stats"]),
+            "  (read_ops counted %d of %d requests)" % (rnull["counted"], rnull["expected"])]
 text = "\n".join(out) + "\n"
 open(art + "/bench.txt", "w").write(text)
 json.dump({"unit": "instructions/1000 per operation (ps under -icount shift=0)", "rows": rows,
+           "rnull": rnull,
            "raw": [dict(lang=k[0], op=k[1], boot_cpus=k[2], ps_per_op=v) for k, v in sorted(runs.items())],
            "disasm": {op: {l: {k: v for k, v in s.items() if k != "listing"} for l, s in d.items()}
                       for op, d in disasm.items()}},
@@ -239,6 +306,15 @@ if cases:
         det = "C %s Rust %s ratio %s budget %.2f" % (fmt(x["c_ps"]), fmt(x["rust_ps"]),
               "-" if x["ratio"] is None else "%.2f" % x["ratio"], x["budget"])
         print("bench_%s %s %s" % (x["id"], x["status"], det if x["c_ps"] is not None and x["rust_ps"] is not None else "no result"))
+    # rnull: every request counted, and the statistics cost at most 3 % of a request (a handful
+    # of this_cpu_add()s against the whole block layer path).
+    if rnull is None:
+        print("bench_rnull_stats_per_request fail no result")
+    else:
+        ok = rnull["counted"] == rnull["expected"] and rnull["overhead"] <= 0.03 * rnull["without_stats"]
+        print("bench_rnull_stats_per_request %s with %.0f without %.0f overhead %.0f instructions, %d/%d counted" %
+              ("pass" if ok else "fail", rnull["with_stats"], rnull["without_stats"], rnull["overhead"],
+               rnull["counted"], rnull["expected"]))
 else:
     sys.stdout.write(text)
 PY

@@ -1,28 +1,70 @@
 #!/usr/bin/env bash
 # SPDX-License-Identifier: GPL-2.0
-# Instruction-level check: PerCpuNum::<u64>::add in a module must compile to one
-# `add %reg, %gs:(...)` (plus the load of the per-CPU pointer) and no call. Symbol check: the
-# DeferredPerCpuNum work function is in the kernel crate, not in the module.
+# Instruction-level checks, one "case NAME pass|fail" line each: per-CPU adds in a module
+# (dynamic, static, a field of a shared struct) compile to one `add %reg, %gs:(...)` and no call;
+# xchg/cmpxchg have no lock prefix; SpinLockIrqSave calls only C's irqsave pair; every C helper
+# is inlined. Symbol check: the DeferredPerCpuNum work function is in the kernel crate, not in
+# the module.
 . "$(dirname "$0")/lib.sh"
 obj=$B/samples/rust/rust_percpu_lockdep.o
 [ -f "$obj" ] || die "$obj not built"
-sym=$(llvm-nm-19 --defined-only "$obj" | awk '/rust_percpu_lockdep_add_u64/ && !f { print $3; f = 1 }')
-[ -n "$sym" ] || die "no rust_percpu_lockdep_add_u64 in $obj"
-dis=$(llvm-objdump-19 -d --no-show-raw-insn --no-leading-addr --disassemble-symbols=$sym "$obj" |
-	sed -n "/<$sym>:/,/^\$/p" | grep -vE "<$sym>:|^\$")
-echo "$dis" | sed 's/^/    /'
-body=$(echo "$dis" | grep -vE '^\s*(endbr64|nop|int3|ret|jmp\s.*__x86_return_thunk)' |
-	grep -vE '^\s*$' || true)
-n=$(echo "$body" | grep -c . || true)
-gsadd=$(echo "$body" | grep -cE '^\s*(add|inc)[bwlq]?\s.*%gs:' || true)
-calls=$(echo "$dis" | grep -cE '^\s*call' || true)
 ok=1
-if [ "$gsadd" = 1 ] && [ "$calls" = 0 ] && [ "$n" -le 2 ]; then
-	echo "disasm: PASS ($n instructions, one %gs: add, no call)"
-else
-	echo "disasm: FAIL ($n instructions, $gsadd %gs: adds, $calls calls)"
-	ok=0
-fi
+result() { # case pass|fail detail: one line per case, parsed by check.sh
+	echo "case $1 $2 $3"
+	[ "$2" = pass ] || ok=0
+}
+
+disasm() { # symbol substring: the function's body, without its symbol line
+	local sym
+	sym=$(llvm-nm-19 --defined-only "$obj" | awk -v s="$1" '$3 ~ s && !f { print $3; f = 1 }')
+	[ -n "$sym" ] || return 0
+	llvm-objdump-19 -d --no-show-raw-insn --no-leading-addr --disassemble-symbols="$sym" "$obj" |
+		sed -n "/<$sym>:/,/^\$/p" | grep -vE "<$sym>:|^\$"
+}
+
+# A per-CPU update in a module: one add with a %gs: operand (plus at most one load of the
+# per-CPU address), no call.
+check_add() { # case symbol-substring what
+	local dis body n gsadd calls
+	dis=$(disasm "$2")
+	echo "$3:"
+	echo "$dis" | sed 's/^/    /'
+	body=$(echo "$dis" | grep -vE '^\s*(endbr64|nop|int3|ret|jmp\s.*__x86_return_thunk)' |
+		grep -vE '^\s*$' || true)
+	n=$(echo "$body" | grep -c . || true)
+	gsadd=$(echo "$body" | grep -cE '^\s*(add|inc)[bwlq]?\s.*%gs:' || true)
+	calls=$(echo "$dis" | grep -cE '^\s*call' || true)
+	if [ -n "$dis" ] && [ "$gsadd" = 1 ] && [ "$calls" = 0 ] && [ "$n" -le 2 ]; then
+		result "$1" pass "($n instructions, one %gs: add, no call)"
+	else
+		result "$1" fail "($n instructions, $gsadd %gs: adds, $calls calls)"
+	fi
+}
+
+# this_cpu_xchg/cmpxchg: a cmpxchg with a %gs: operand and no lock prefix (C's this_cpu_*() is
+# atomic only with respect to the current CPU), no call.
+check_cmpxchg() { # case symbol-substring what
+	local dis gs locked calls
+	dis=$(disasm "$2")
+	echo "$3:"
+	echo "$dis" | sed 's/^/    /'
+	gs=$(echo "$dis" | grep -cE '^\s*cmpxchg[bwlq]?\s.*%gs:' || true)
+	locked=$(echo "$dis" | grep -cE '^\s*lock\b|^\s*xchg[bwlq]?\s.*\(' || true)
+	calls=$(echo "$dis" | grep -cE '^\s*call' || true)
+	if [ -n "$dis" ] && [ "$gs" -ge 1 ] && [ "$locked" = 0 ] && [ "$calls" = 0 ]; then
+		result "$1" pass "($gs %gs: cmpxchg, no locked instruction, no call)"
+	else
+		result "$1" fail "($gs %gs: cmpxchg, $locked locked instructions, $calls calls)"
+	fi
+}
+
+check_add percpu_num_add_one_gs_add rust_percpu_lockdep_add_u64 'PerCpuNum::<u64>::add'
+check_add static_percpu_add_one_gs_add rust_percpu_lockdep_static_add_u64 \
+	'StaticPerCpuNum::<u64>::add (a static per-CPU variable of the module)'
+check_add shared_percpu_field_add_one_gs_add rust_percpu_lockdep_shared_add_u32 \
+	'SharedPerCpu::add(|c| &c.a, v)'
+check_cmpxchg percpu_num_xchg_no_lock rust_percpu_lockdep_xchg_u64 'PerCpuNum::<u64>::xchg'
+check_cmpxchg percpu_num_cmpxchg_no_lock rust_percpu_lockdep_cmpxchg_u64 'PerCpuNum::<u64>::cmpxchg'
 
 # SpinLockIrqSave: lock + increment + unlock must call exactly C's irqsave/irqrestore pair on the
 # fast path; the only other calls are the kernel crate's out-of-line paths for a refcounted
@@ -39,19 +81,17 @@ slow=$(echo "$targets" | tr ' ' '\n' | grep -cE '7irqsave(11lock_joined|11unlock
 targets=$(echo "$targets" | tr ' ' '\n' | grep -vE '7irqsave(11lock_joined|11unlock_slow)' | paste -sd' ' || true)
 # (lock_is_held_type is lockdep's assertion in Guard::new(); it exists only with CONFIG_LOCKDEP.)
 if [ "$targets" = "_raw_spin_lock_irqsave _raw_spin_unlock_irqrestore" ] && [ "$slow" -le 2 ]; then
-	echo "disasm: PASS (calls: $targets; $slow out-of-line refcounted-region paths)"
+	result irqsave_calls_c_pair_only pass "(calls: $targets; $slow out-of-line refcounted-region paths)"
 else
-	echo "disasm: FAIL (calls: $targets)"
-	ok=0
+	result irqsave_calls_c_pair_only fail "(calls: $targets)"
 fi
 # With CONFIG_RUST_INLINE_HELPERS every C helper is inlined into the kernel crate.
 if grep -qx CONFIG_RUST_INLINE_HELPERS=y "$B/.config"; then
 	left=$(llvm-nm-19 -u "$B/rust/kernel.o" | grep -c rust_helper || true)
 	if [ "$left" = 0 ]; then
-		echo "disasm: PASS (0 rust_helper_* calls left in rust/kernel.o)"
+		result helpers_all_inlined pass "(0 rust_helper_* calls left in rust/kernel.o)"
 	else
-		echo "disasm: FAIL ($left rust_helper_* calls left in rust/kernel.o)"
-		ok=0
+		result helpers_all_inlined fail "($left rust_helper_* calls left in rust/kernel.o)"
 	fi
 fi
 # DeferredPerCpuNum: the work function and everything its worker runs must be defined in the
@@ -60,10 +100,9 @@ run=$(llvm-nm-19 --defined-only "$B/rust/kernel.o" | grep '8deferred4Core' |
 	grep 'WorkItemPointer' | grep -c '3run' || true)
 inmod=$(llvm-nm-19 --defined-only "$obj" | grep -cE '8deferred(4Core|8RawBytes|10test_hooks)' || true)
 if [ "$run" = 1 ] && [ "$inmod" = 0 ]; then
-	echo "symbols: PASS (DeferredPerCpuNum work function in rust/kernel.o, none of its code in the module)"
+	result deferred_work_fn_in_kernel_crate pass "(DeferredPerCpuNum work function in rust/kernel.o, none of its code in the module)"
 else
-	echo "symbols: FAIL ($run work functions in rust/kernel.o, $inmod deferred core symbols in the module)"
-	ok=0
+	result deferred_work_fn_in_kernel_crate fail "($run work functions in rust/kernel.o, $inmod deferred core symbols in the module)"
 fi
 [ "$ok" = 1 ] || exit 1
 

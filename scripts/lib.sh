@@ -40,5 +40,25 @@ if [ -z "${RUSTUP_TOOLCHAIN:-}" ] && rustup run "$RUST_PIN" rustc --version >/de
 fi
 
 say() { printf '==> %s\n' "$*" >&2; }
+
+# KVM or TCG for the test boots: KVM=1 forces KVM, KVM=0 forces TCG; by default KVM is used when
+# /dev/kvm is usable and the CPU advertises hardware virtualisation (vmx/svm). Here /dev/kvm can
+# exist without vmx, and a KVM boot then hangs. The icount benchmark always uses TCG.
+vm_accel() {
+	case ${KVM:-auto} in
+	1) echo kvm ;;
+	0) echo tcg ;;
+	*)
+		if [ -r /dev/kvm ] && [ -w /dev/kvm ] && grep -qwE 'vmx|svm' /proc/cpuinfo; then
+			echo kvm
+		else
+			echo tcg
+		fi
+		;;
+	esac
+}
+vm_accel_args() { # the vng arguments for vm_accel
+	[ "$(vm_accel)" = kvm ] || echo --disable-kvm
+}
 die() { printf 'error: %s\n' "$*" >&2; exit 1; }
 kmake() { make -C "$S" O="$B" LLVM=-19 "$@"; }

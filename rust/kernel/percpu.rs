@@ -60,9 +60,121 @@ use core::{
 };
 use pin_init::{Init, Zeroable};
 
-pub mod deferred;
+// The operations of `PerCpuNum` and `StaticPerCpuNum`, for an `impl<T: PerCpuInt>` block of
+// a type whose `percpu_ptr()` is the per-CPU address of one live, initialised `T` per possible
+// CPU and whose `cpu_ptr(cpu)` is `cpu`'s value.
+macro_rules! per_cpu_num_ops {
+    () => {
+        /// Adds `v` to the current CPU's value.
+        #[inline]
+        pub fn add(&self, v: T) {
+            // SAFETY: `percpu_ptr()` is a live per-CPU address of a `T` (see the macro).
+            unsafe { T::this_cpu_add(self.percpu_ptr(), v) }
+        }
 
+        /// Subtracts `v` from the current CPU's value.
+        #[inline]
+        pub fn sub(&self, v: T) {
+            self.add(v.wrapping_neg())
+        }
+
+        /// Adds one to the current CPU's value.
+        #[inline]
+        pub fn inc(&self) {
+            self.add(T::ONE)
+        }
+
+        /// Subtracts one from the current CPU's value.
+        #[inline]
+        pub fn dec(&self) {
+            self.sub(T::ONE)
+        }
+
+        /// Returns the current CPU's value.
+        ///
+        /// The task may move to another CPU right after the read.
+        #[inline]
+        pub fn this_cpu_read(&self) -> T {
+            // SAFETY: `percpu_ptr()` is a live per-CPU address of a `T` (see the macro).
+            unsafe { T::this_cpu_read(self.percpu_ptr()) }
+        }
+
+        /// Sets the current CPU's value.
+        #[inline]
+        pub fn this_cpu_write(&self, v: T) {
+            // SAFETY: `percpu_ptr()` is a live per-CPU address of a `T` (see the macro).
+            unsafe { T::this_cpu_write(self.percpu_ptr(), v) }
+        }
+
+        /// Sets the current CPU's value to `v` and returns the old one (C's `this_cpu_xchg()`).
+        ///
+        /// Atomic with respect to interrupts and preemption on the current CPU, like every
+        /// update of this type; on x86 a `cmpxchg` loop with a `%gs:` operand and no `lock`
+        /// prefix, as in C.
+        ///
+        /// # Examples
+        ///
+        /// ```
+        /// use kernel::percpu::{PerCpuNum, PreemptGuard};
+        ///
+        /// let n = PerCpuNum::<u32>::new(GFP_KERNEL)?;
+        /// let _g = PreemptGuard::new(); // Stay on one CPU for the example.
+        /// assert_eq!(n.xchg(7), 0);
+        /// assert_eq!(n.cmpxchg(7, 9), 7); // Found 7: now 9.
+        /// assert_eq!(n.cmpxchg(7, 1), 9); // Found 9: unchanged.
+        /// assert_eq!(n.add_return(1), 10);
+        /// # Ok::<(), Error>(())
+        /// ```
+        #[inline]
+        pub fn xchg(&self, v: T) -> T {
+            // SAFETY: `percpu_ptr()` is a live per-CPU address of a `T` (see the macro).
+            unsafe { T::this_cpu_xchg(self.percpu_ptr(), v) }
+        }
+
+        /// Sets the current CPU's value to `new` if it is `old`; returns the value found (C's
+        /// `this_cpu_cmpxchg()`). The exchange happened if the result equals `old`.
+        #[inline]
+        pub fn cmpxchg(&self, old: T, new: T) -> T {
+            // SAFETY: `percpu_ptr()` is a live per-CPU address of a `T` (see the macro).
+            unsafe { T::this_cpu_cmpxchg(self.percpu_ptr(), old, new) }
+        }
+
+        /// Adds `v` to the current CPU's value and returns the new value (C's
+        /// `this_cpu_add_return()`).
+        #[inline]
+        pub fn add_return(&self, v: T) -> T {
+            // SAFETY: `percpu_ptr()` is a live per-CPU address of a `T` (see the macro).
+            unsafe { T::this_cpu_add_return(self.percpu_ptr(), v) }
+        }
+
+        /// Returns `cpu`'s value (C's `per_cpu()`).
+        ///
+        /// A racy snapshot: on 32-bit architectures a 64-bit value may tear (see
+        /// [`PerCpuNum`](crate::percpu::PerCpuNum)).
+        #[inline]
+        pub fn get(&self, cpu: PossibleCpu) -> T {
+            // SAFETY: `cpu_ptr(cpu)` is `cpu`'s initialised value (see the macro). The read is
+            // volatile (`READ_ONCE()`) because that CPU may update its value concurrently; a
+            // torn read on 32-bit gives a valid integer.
+            unsafe { self.cpu_ptr(cpu).read_volatile() }
+        }
+
+        /// Returns the sum of all possible CPUs' values.
+        ///
+        /// Not a snapshot: updates that run concurrently may or may not be included.
+        pub fn sum(&self) -> T {
+            possible_cpus().fold(T::default(), |acc, cpu| acc.wrapping_add(self.get(cpu)))
+        }
+    };
+}
+
+pub mod cell;
+pub mod deferred;
+pub mod statics;
+
+pub use cell::{PerCpuCell, PerCpuCells, SharedPerCpu};
 pub use deferred::DeferredPerCpuNum;
+pub use statics::{StaticPerCpu, StaticPerCpuNum};
 
 /// Largest size, in bytes, of one CPU's part of a per-CPU allocation (C's `PCPU_MIN_UNIT_SIZE`).
 ///
@@ -294,7 +406,7 @@ impl Drop for PreemptGuard {
 /// If `T` is not zero-sized, `ptr` was returned by `__alloc_percpu_gfp()` for `size_of::<T>()`
 /// bytes aligned to `align_of::<T>()`, zero-filled, and is freed only by `Drop`. If `T` is
 /// zero-sized, `ptr` is dangling and nothing was allocated.
-struct RawPerCpu<T> {
+pub(crate) struct RawPerCpu<T> {
     ptr: NonNull<T>,
 }
 
@@ -303,7 +415,7 @@ impl<T> RawPerCpu<T> {
     ///
     /// `T` is everything stored per CPU, bookkeeping included: the size and alignment checks
     /// below are the allocator's, so it never warns about an illegal size.
-    fn alloc(flags: Flags) -> Result<Self> {
+    pub(crate) fn alloc(flags: Flags) -> Result<Self> {
         let (size, align) = (size_of::<T>(), align_of::<T>());
         if size == 0 {
             // INVARIANT: Zero-sized: nothing to allocate.
@@ -331,7 +443,7 @@ impl<T> RawPerCpu<T> {
 
     /// Returns the address of `cpu`'s value.
     #[inline]
-    fn cpu_ptr(&self, cpu: PossibleCpu) -> *mut T {
+    pub(crate) fn cpu_ptr(&self, cpu: PossibleCpu) -> *mut T {
         if size_of::<T>() == 0 {
             return self.ptr.as_ptr();
         }
@@ -342,7 +454,7 @@ impl<T> RawPerCpu<T> {
 
     /// Returns the per-CPU address of the allocation, for the `this_cpu_*()` operations.
     #[inline]
-    fn percpu_ptr(&self) -> *mut T {
+    pub(crate) fn percpu_ptr(&self) -> *mut T {
         self.ptr.as_ptr()
     }
 
@@ -379,6 +491,16 @@ impl<T> Drop for RawPerCpu<T> {
 struct Slot<T> {
     busy: Atomic<i32>,
     value: UnsafeCell<T>,
+}
+
+impl<T> Slot<T> {
+    /// A slot holding `value`, not busy.
+    const fn new(value: T) -> Self {
+        Self {
+            busy: Atomic::new(0),
+            value: UnsafeCell::new(value),
+        }
+    }
 }
 
 // SAFETY: All-zero bytes are a valid `Slot<T>` (not busy) when they are a valid `T`.
@@ -537,25 +659,10 @@ impl<T> PerCpu<T> {
     pub fn local(&self) -> Option<LocalGuard<'_, T>> {
         let preempt = PreemptGuard::new();
         let slot = self.raw.this_cpu_ptr(&preempt);
-        // SAFETY: `slot` is the current CPU's slot of a live allocation; `busy` is atomic.
-        let busy = unsafe { &(*slot).busy };
-        // Only the CPU that owns the slot accesses its flag, with preemption disabled. An
-        // interrupt or NMI handler that runs between the test and the set below nests completely:
-        // it has released its own access (or leaked a guard that nothing can reach) before this
-        // code resumes. A plain test and set therefore suffices; no locked instruction is needed.
-        if busy.load(ordering::Relaxed) != 0 {
-            return None;
-        }
-        busy.store(1, ordering::Relaxed);
-        // Keep the accesses to the value after the flag is set.
-        crate::sync::barrier::barrier();
-        // INVARIANT: We set `busy` on the current CPU, which cannot change while `preempt` lives;
-        // `slot` is valid for the lifetime of `&self`.
-        Some(LocalGuard {
-            slot,
-            _p: PhantomData,
-            preempt,
-        })
+        // SAFETY: `slot` is the current CPU's slot of our live allocation, whose value is
+        // initialised (type invariants) and accessed only under its `busy` flag or through
+        // `&mut self`, which `&self` excludes for the lifetime of the guard.
+        unsafe { LocalGuard::try_new(slot, preempt) }
     }
 
     /// Returns `cpu`'s value.
@@ -610,6 +717,10 @@ impl<T> Drop for PerCpu<T> {
 /// Exclusive access to the current CPU's value of a [`PerCpu`]; preemption is disabled while it
 /// exists.
 ///
+/// A guard that is never dropped (`core::mem::forget`) leaves preemption disabled and the value
+/// marked busy: every later access on that CPU gets `None`, and the scheduler reports the task
+/// when it next sleeps ("scheduling while atomic"). Nothing is aliased or freed early.
+///
 /// # Invariants
 ///
 /// `slot` points to a slot of a live [`PerCpu`] for `'a`; the slot belongs to the CPU the task
@@ -622,7 +733,36 @@ pub struct LocalGuard<'a, T> {
     preempt: PreemptGuard,
 }
 
-impl<T> LocalGuard<'_, T> {
+impl<'a, T> LocalGuard<'a, T> {
+    /// Takes `slot`'s `busy` flag, unless it is set already.
+    ///
+    /// # Safety
+    ///
+    /// `slot` is the slot of the CPU `preempt` keeps the task on; it is valid for `'a`, its value
+    /// is initialised, and for `'a` its value is accessed only by the holder of its `busy` flag.
+    #[inline]
+    unsafe fn try_new(slot: *const Slot<T>, preempt: PreemptGuard) -> Option<Self> {
+        // SAFETY: `slot` is valid (the caller guarantees it); `busy` is atomic.
+        let busy = unsafe { &(*slot).busy };
+        // Only the CPU that owns the slot accesses its flag, with preemption disabled. An
+        // interrupt or NMI handler that runs between the test and the set below nests completely:
+        // it has released its own access (or leaked a guard that nothing can reach) before this
+        // code resumes. A plain test and set therefore suffices; no locked instruction is needed.
+        if busy.load(ordering::Relaxed) != 0 {
+            return None;
+        }
+        busy.store(1, ordering::Relaxed);
+        // Keep the accesses to the value after the flag is set.
+        crate::sync::barrier::barrier();
+        // INVARIANT: We set `busy` on the current CPU, which cannot change while `preempt` lives;
+        // `slot` is valid for `'a` (the caller guarantees it).
+        Some(LocalGuard {
+            slot,
+            _p: PhantomData,
+            preempt,
+        })
+    }
+
     /// Returns the CPU whose value this is.
     #[inline]
     pub fn cpu(&self) -> PossibleCpu {
@@ -865,104 +1005,19 @@ impl<T: PerCpuInt> PerCpuNum<T> {
         })
     }
 
-    /// Adds `v` to the current CPU's value.
-    #[inline]
-    pub fn add(&self, v: T) {
-        // SAFETY: `percpu_ptr()` is the per-CPU address of our live allocation.
-        unsafe { T::this_cpu_add(self.raw.percpu_ptr(), v) }
+    /// Returns the per-CPU address of the values, for the `this_cpu_*()` operations.
+    #[inline(always)]
+    fn percpu_ptr(&self) -> *mut T {
+        self.raw.percpu_ptr()
     }
 
-    /// Subtracts `v` from the current CPU's value.
-    #[inline]
-    pub fn sub(&self, v: T) {
-        self.add(v.wrapping_neg())
+    /// Returns the address of `cpu`'s value.
+    #[inline(always)]
+    fn cpu_ptr(&self, cpu: PossibleCpu) -> *mut T {
+        self.raw.cpu_ptr(cpu)
     }
 
-    /// Adds one to the current CPU's value.
-    #[inline]
-    pub fn inc(&self) {
-        self.add(T::ONE)
-    }
-
-    /// Subtracts one from the current CPU's value.
-    #[inline]
-    pub fn dec(&self) {
-        self.sub(T::ONE)
-    }
-
-    /// Returns the current CPU's value.
-    ///
-    /// The task may move to another CPU right after the read.
-    #[inline]
-    pub fn this_cpu_read(&self) -> T {
-        // SAFETY: `percpu_ptr()` is the per-CPU address of our live allocation.
-        unsafe { T::this_cpu_read(self.raw.percpu_ptr()) }
-    }
-
-    /// Sets the current CPU's value.
-    #[inline]
-    pub fn this_cpu_write(&self, v: T) {
-        // SAFETY: `percpu_ptr()` is the per-CPU address of our live allocation.
-        unsafe { T::this_cpu_write(self.raw.percpu_ptr(), v) }
-    }
-
-    /// Sets the current CPU's value to `v` and returns the old one (C's `this_cpu_xchg()`).
-    ///
-    /// Atomic with respect to interrupts and preemption on the current CPU, like every update
-    /// of this type; on x86 one `xchg` with a `%gs:` operand.
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// use kernel::percpu::{PerCpuNum, PreemptGuard};
-    ///
-    /// let n = PerCpuNum::<u32>::new(GFP_KERNEL)?;
-    /// let _g = PreemptGuard::new(); // Stay on one CPU for the example.
-    /// assert_eq!(n.xchg(7), 0);
-    /// assert_eq!(n.cmpxchg(7, 9), 7); // Found 7: now 9.
-    /// assert_eq!(n.cmpxchg(7, 1), 9); // Found 9: unchanged.
-    /// assert_eq!(n.add_return(1), 10);
-    /// # Ok::<(), Error>(())
-    /// ```
-    #[inline]
-    pub fn xchg(&self, v: T) -> T {
-        // SAFETY: `percpu_ptr()` is the per-CPU address of our live allocation.
-        unsafe { T::this_cpu_xchg(self.raw.percpu_ptr(), v) }
-    }
-
-    /// Sets the current CPU's value to `new` if it is `old`; returns the value found (C's
-    /// `this_cpu_cmpxchg()`). The exchange happened if the result equals `old`.
-    #[inline]
-    pub fn cmpxchg(&self, old: T, new: T) -> T {
-        // SAFETY: `percpu_ptr()` is the per-CPU address of our live allocation.
-        unsafe { T::this_cpu_cmpxchg(self.raw.percpu_ptr(), old, new) }
-    }
-
-    /// Adds `v` to the current CPU's value and returns the new value (C's
-    /// `this_cpu_add_return()`).
-    #[inline]
-    pub fn add_return(&self, v: T) -> T {
-        // SAFETY: `percpu_ptr()` is the per-CPU address of our live allocation.
-        unsafe { T::this_cpu_add_return(self.raw.percpu_ptr(), v) }
-    }
-
-    /// Returns `cpu`'s value.
-    ///
-    /// A racy snapshot: on 32-bit architectures a 64-bit value may tear (see [`PerCpuNum`]).
-    #[inline]
-    pub fn get(&self, cpu: PossibleCpu) -> T {
-        // SAFETY: The address is `cpu`'s value in our live, zero-initialised allocation (`cpu`
-        // is possible). The read is volatile (`READ_ONCE()`) because that CPU may update its
-        // value concurrently; a torn read on 32-bit gives a valid integer.
-        unsafe { self.raw.cpu_ptr(cpu).read_volatile() }
-    }
-
-    /// Returns the sum of all possible CPUs' values.
-    ///
-    /// Not a snapshot: updates that run concurrently may or may not be included.
-    pub fn sum(&self) -> T {
-        possible_cpus().fold(T::default(), |acc, cpu| acc.wrapping_add(self.get(cpu)))
-    }
+    per_cpu_num_ops!();
 
     /// Sets every CPU's value to zero.
     pub fn reset(&mut self) {

@@ -25,6 +25,7 @@
 
 #include <linux/cpumask.h>
 #include <linux/ktime.h>
+#include <linux/local_lock.h>
 #include <linux/module.h>
 #include <linux/mutex.h>
 #include <linux/percpu.h>
@@ -45,8 +46,24 @@ static unsigned int reps = 7;
 module_param(reps, uint, 0644);
 MODULE_PARM_DESC(reps, "Repetitions per operation, the median is reported (1-31)");
 
+/* A per-CPU statistics struct (SharedPerCpu on the Rust side). */
+struct bench_cells {
+	u32 a;
+	u64 b;
+};
+
+/* Per-CPU data under a local lock (LocalLock on the Rust side). */
+struct bench_ll {
+	local_trylock_t lock;
+	u64 v;
+};
+
+static DEFINE_PER_CPU(u64, bench_static);
+
 struct bench {
 	u64 __percpu *num;
+	struct bench_cells __percpu *cells;
+	struct bench_ll __percpu *ll;
 	u64 __percpu *local;
 	u64 __percpu *deferred;
 	struct percpu_counter pcc;
@@ -92,6 +109,55 @@ static noinline void op_local_modify(struct bench *b, u64 i)
 
 	*p += i;
 	put_cpu_ptr(b->local);
+}
+
+static noinline void op_static_add(struct bench *b, u64 i)
+{
+	this_cpu_add(bench_static, i);
+}
+
+static noinline void op_shared_add(struct bench *b, u64 i)
+{
+	this_cpu_add(b->cells->b, i);
+}
+
+static noinline void op_num_xchg(struct bench *b, u64 i)
+{
+	WRITE_ONCE(b->sink, this_cpu_xchg(*b->num, i));
+}
+
+static noinline void op_num_cmpxchg(struct bench *b, u64 i)
+{
+	WRITE_ONCE(b->sink, this_cpu_cmpxchg(*b->num, i, i + 1));
+}
+
+static noinline void op_num_add_return(struct bench *b, u64 i)
+{
+	WRITE_ONCE(b->sink, this_cpu_add_return(*b->num, i));
+}
+
+static noinline void op_local_trylock(struct bench *b, u64 i)
+{
+	if (local_trylock(&b->ll->lock)) {
+		this_cpu_ptr(b->ll)->v += i;
+		local_unlock(&b->ll->lock);
+	}
+}
+
+static noinline void op_local_lock(struct bench *b, u64 i)
+{
+	local_lock(&b->ll->lock);
+	this_cpu_ptr(b->ll)->v += i;
+	local_unlock(&b->ll->lock);
+}
+
+static noinline void op_local_lock_irqsave(struct bench *b, u64 i)
+{
+	unsigned long flags;
+
+	local_lock_irqsave(&b->ll->lock, flags);
+	this_cpu_ptr(b->ll)->v += i;
+	local_unlock_irqrestore(&b->ll->lock, flags);
 }
 
 static noinline void op_pcc_add(struct bench *b, u64 i)
@@ -239,6 +305,14 @@ static const struct bench_op bench_ops[] = {
 	{ "num_inc", op_num_inc, 1, false },
 	{ "num_sum", op_num_sum, 1, true },
 	{ "local_modify", op_local_modify, 1, false },
+	{ "static_add", op_static_add, 1, false },
+	{ "shared_add", op_shared_add, 1, false },
+	{ "num_xchg", op_num_xchg, 1, false },
+	{ "num_cmpxchg", op_num_cmpxchg, 1, false },
+	{ "num_add_return", op_num_add_return, 1, false },
+	{ "local_trylock", op_local_trylock, 1, false },
+	{ "local_lock", op_local_lock, 1, false },
+	{ "local_lock_irqsave", op_local_lock_irqsave, 1, false },
 	{ "pcc_add", op_pcc_add, 1, false },
 	{ "pcc_read", op_pcc_read, 1, false },
 	{ "pcc_sum", op_pcc_sum, 1, true },
@@ -303,7 +377,7 @@ static int bench_all(bool only_all_cpus)
 {
 	struct bench *b;
 	unsigned int k;
-	int err = -ENOMEM;
+	int cpu, err = -ENOMEM;
 
 	if (iters < 1000 || iters > 10000000 || reps < 1 || reps > BENCH_MAX_REPS) {
 		pr_err("invalid iters=%u or reps=%u\n", iters, reps);
@@ -313,10 +387,14 @@ static int bench_all(bool only_all_cpus)
 	if (!b)
 		return -ENOMEM;
 	b->num = alloc_percpu(u64);
+	b->cells = alloc_percpu(struct bench_cells);
+	b->ll = alloc_percpu(struct bench_ll);
 	b->local = alloc_percpu(u64);
 	b->deferred = alloc_percpu(u64);
-	if (!b->num || !b->local || !b->deferred)
+	if (!b->num || !b->cells || !b->ll || !b->local || !b->deferred)
 		goto out;
+	for_each_possible_cpu(cpu)
+		local_trylock_init(&per_cpu_ptr(b->ll, cpu)->lock);
 	err = percpu_counter_init(&b->pcc, 0, GFP_KERNEL);
 	if (err)
 		goto out;
@@ -336,6 +414,8 @@ static int bench_all(bool only_all_cpus)
 out:
 	free_percpu(b->deferred);
 	free_percpu(b->local);
+	free_percpu(b->ll);
+	free_percpu(b->cells);
 	free_percpu(b->num);
 	kfree(b);
 	return err;

@@ -3,14 +3,15 @@
 //! Rust per-CPU sample.
 //!
 //! A driver-style example: I/O statistics kept per CPU and updated on a hot path (here run on
-//! every CPU from an inter-processor interrupt), a [`PercpuCounter`] of bytes in flight with a
-//! limit, allocation inside a memory allocation scope, and a writeback-cookie style lock taken
-//! only while a "switch" is in progress.
+//! every CPU from an inter-processor interrupt), a per-CPU histogram that any CPU reads, a static
+//! per-CPU counter, a [`PercpuCounter`] of bytes in flight with a limit, allocation inside a
+//! memory allocation scope, and a writeback-cookie style lock taken only while a "switch" is in
+//! progress.
 
 use kernel::{
     alloc::memalloc::{self, NoFs},
-    new_percpu_counter,
-    percpu::{on_each_cpu, online_cpus, PerCpu, PerCpuNum},
+    define_per_cpu, new_percpu_counter, per_cpu_cells,
+    percpu::{on_each_cpu, online_cpus, PerCpuCell, PerCpuNum, SharedPerCpu, StaticPerCpuNum},
     percpu_counter::PercpuCounter,
     prelude::*,
     sync::{new_spinlock_irq, new_spinlock_irqsave, SpinLockIrq, SpinLockIrqSave, WbLockCookie},
@@ -38,17 +39,25 @@ module! {
     },
 }
 
-/// Per-CPU latency histogram of the simulated device: slow-path-only data in a [`PerCpu`].
-#[derive(Default)]
-struct Histogram {
-    buckets: [u32; 4],
+per_cpu_cells! {
+    /// Per-CPU histogram of request sizes: each CPU counts its own requests, any CPU reads them
+    /// all.
+    struct Histogram {
+        buckets: [PerCpuCell<u32>; 4],
+    }
+}
+
+define_per_cpu! {
+    /// Requests refused by the in-flight limit, per CPU (a static per-CPU variable of the
+    /// module).
+    static REFUSED: StaticPerCpuNum<u64> = 0;
 }
 
 #[pin_data]
 struct Stats {
     ops: PerCpuNum<u64>,
     bytes: PerCpuNum<u64>,
-    hist: PerCpu<Histogram>,
+    hist: SharedPerCpu<Histogram>,
     #[pin]
     inflight: PercpuCounter,
     #[pin]
@@ -75,21 +84,18 @@ impl Stats {
     /// One I/O on the hot path: lock-free per-CPU updates, and a bounded in-flight count.
     fn submit(&self, bytes: u32, limit: i64) -> bool {
         if !self.inflight.limited_add(limit, i64::from(bytes)) {
+            REFUSED.inc();
             return false;
         }
         self.ops.inc();
         self.bytes.add(u64::from(bytes));
-        if let Some(mut h) = self.hist.local() {
-            let bucket = match bytes {
-                0..=511 => 0,
-                512..=4095 => 1,
-                4096..=65535 => 2,
-                _ => 3,
-            };
-            if let Some(slot) = h.buckets.get_mut(bucket) {
-                *slot = slot.saturating_add(1);
-            }
-        }
+        let bucket = match bytes {
+            0..=511 => 0,
+            512..=4095 => 1,
+            4096..=65535 => 2,
+            _ => 3,
+        };
+        self.hist.inc(|h| &h.buckets[bucket]);
         true
     }
 
@@ -131,7 +137,7 @@ impl kernel::Module for RustPercpu {
                 try_pin_init!(Stats {
                     ops: PerCpuNum::new(GFP_KERNEL)?,
                     bytes: PerCpuNum::new(GFP_KERNEL)?,
-                    hist: PerCpu::new(GFP_KERNEL, |_| Histogram::default())?,
+                    hist: SharedPerCpu::new(GFP_KERNEL)?,
                     inflight <- new_percpu_counter!(0, GFP_KERNEL),
                     queue <- new_spinlock_irqsave!(0, "rust_percpu_queue"),
                     wb <- new_spinlock_irq!(0, "rust_percpu_wb"),
@@ -158,10 +164,11 @@ impl kernel::Module for RustPercpu {
         );
         for cpu in online_cpus() {
             pr_info!(
-                "cpu{}: ops={} bytes={}\n",
+                "cpu{}: ops={} bytes={} refused={}\n",
                 u32::from(cpu),
                 stats.ops.get(cpu),
-                stats.bytes.get(cpu)
+                stats.bytes.get(cpu),
+                REFUSED.get(cpu)
             );
         }
         pr_info!(
@@ -179,15 +186,24 @@ impl kernel::Module for RustPercpu {
 
 impl Drop for RustPercpu {
     fn drop(&mut self) {
-        let mut buckets = [0u32; 4];
-        // The histogram is only reachable through the current CPU's guard here.
-        if let Some(h) = self.stats.hist.local() {
-            buckets = h.buckets;
+        // Every CPU's histogram, read through `&self` while nothing needs to stop.
+        for (cpu, h) in self.stats.hist.iter() {
+            let b = &h.buckets;
+            if b.iter().any(|c| c.get() != 0) {
+                pr_info!(
+                    "Rust per-CPU sample (exit): cpu{} histogram=[{}, {}, {}, {}]\n",
+                    cpu.as_u32(),
+                    b[0].get(),
+                    b[1].get(),
+                    b[2].get(),
+                    b[3].get()
+                );
+            }
         }
         pr_info!(
-            "Rust per-CPU sample (exit): ops={} local histogram={:?}\n",
+            "Rust per-CPU sample (exit): ops={} refused={}\n",
             self.stats.ops.sum(),
-            buckets
+            REFUSED.sum()
         );
     }
 }

@@ -20,8 +20,13 @@
 use core::hint::black_box;
 use kernel::{
     alloc::memalloc::{self, NoFs},
-    new_percpu_counter,
-    percpu::{possible_cpus, DeferredPerCpuNum, PerCpu, PerCpuNum},
+    define_per_cpu,
+    local_lock::LocalLock,
+    new_local_lock, new_percpu_counter, per_cpu_cells,
+    percpu::{
+        possible_cpus, DeferredPerCpuNum, PerCpu, PerCpuCell, PerCpuNum, SharedPerCpu,
+        StaticPerCpuNum,
+    },
     percpu_counter::PercpuCounter,
     prelude::*,
     sync::{
@@ -90,9 +95,24 @@ mod api {
     }
 }
 
+define_per_cpu! {
+    /// The static per-CPU variable of `static_add`.
+    static BENCH_STATIC: StaticPerCpuNum<u64> = 0;
+}
+
+per_cpu_cells! {
+    /// The per-CPU struct of `shared_add`.
+    struct BenchCells {
+        a: PerCpuCell<u32>,
+        b: PerCpuCell<u64>,
+    }
+}
+
 #[pin_data]
 struct Bench {
     num: PerCpuNum<u64>,
+    cells: SharedPerCpu<BenchCells>,
+    ll: LocalLock<u64>,
     local: PerCpu<u64>,
     deferred: Arc<DeferredPerCpuNum<u64>>,
     #[pin]
@@ -202,6 +222,45 @@ fn op_num_new_drop(_b: &Bench, _i: u64) {
 }
 
 #[inline(never)]
+fn op_static_add(_b: &Bench, i: u64) {
+    BENCH_STATIC.add(i);
+}
+
+#[inline(never)]
+fn op_shared_add(b: &Bench, i: u64) {
+    b.cells.add(|c| &c.b, i);
+}
+
+#[inline(never)]
+fn op_num_xchg(b: &Bench, i: u64) {
+    b.sink.store(b.num.xchg(i), Relaxed);
+}
+
+#[inline(never)]
+fn op_num_cmpxchg(b: &Bench, i: u64) {
+    b.sink.store(b.num.cmpxchg(i, i.wrapping_add(1)), Relaxed);
+}
+
+#[inline(never)]
+fn op_num_add_return(b: &Bench, i: u64) {
+    b.sink.store(b.num.add_return(i), Relaxed);
+}
+
+#[inline(never)]
+fn op_local_lock(b: &Bench, i: u64) {
+    if let Some(mut v) = b.ll.lock() {
+        *v = v.wrapping_add(i);
+    }
+}
+
+#[inline(never)]
+fn op_local_lock_irqsave(b: &Bench, i: u64) {
+    if let Some(mut v) = b.ll.lock_irqsave() {
+        *v = v.wrapping_add(i);
+    }
+}
+
+#[inline(never)]
 fn op_deferred_add(b: &Bench, i: u64) {
     b.deferred.as_arc_borrow().add(i);
 }
@@ -224,11 +283,18 @@ const fn op(name: &'static str, op: Op, div: u32, all_cpus: bool) -> BenchOp {
 }
 
 /// The operations, with the names and divisors of the C module.
-const OPS: [BenchOp; 17] = [
+const OPS: [BenchOp; 24] = [
     op("num_add", op_num_add, 1, false),
     op("num_inc", op_num_inc, 1, false),
     op("num_sum", op_num_sum, 1, true),
     op("local_modify", op_local_modify, 1, false),
+    op("static_add", op_static_add, 1, false),
+    op("shared_add", op_shared_add, 1, false),
+    op("num_xchg", op_num_xchg, 1, false),
+    op("num_cmpxchg", op_num_cmpxchg, 1, false),
+    op("num_add_return", op_num_add_return, 1, false),
+    op("local_lock", op_local_lock, 1, false),
+    op("local_lock_irqsave", op_local_lock_irqsave, 1, false),
     op("pcc_add", op_pcc_add, 1, false),
     op("pcc_read", op_pcc_read, 1, false),
     op("pcc_sum", op_pcc_sum, 1, true),
@@ -309,6 +375,8 @@ impl kernel::Module for RustPercpuBench {
         let b = KBox::pin_init(
             try_pin_init!(Bench {
                 num: PerCpuNum::new(GFP_KERNEL)?,
+                cells: SharedPerCpu::new(GFP_KERNEL)?,
+                ll: new_local_lock!(GFP_KERNEL, |_| 0u64, "rust_percpu_bench_ll")?,
                 local: api::new_local()?,
                 deferred,
                 pcc <- new_percpu_counter!(0, GFP_KERNEL),

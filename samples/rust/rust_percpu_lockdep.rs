@@ -3,8 +3,8 @@
 //! Lockdep selftests for the Rust per-CPU, memalloc scope and irqsave APIs.
 //!
 //! `scenario=0` (default) runs every scenario written with the safe API: lockdep must stay
-//! silent. `scenario=N` (1-5) writes scenario N the unsafe, C way, and lockdep must report it.
-//! Lockdep reports only the first problem of a boot, so each of 1-5 needs a boot of its own.
+//! silent. `scenario=N` (1-6) writes scenario N the unsafe, C way, and lockdep must report it.
+//! Lockdep reports only the first problem of a boot, so each of 1-6 needs a boot of its own.
 //!
 //! 1. Seed 000: a `GFP_KERNEL` per-CPU counter init under a mutex that filesystem reclaim also
 //!    takes (circular dependency with `fs_reclaim`). Safe: inside a `NoFs` scope.
@@ -17,6 +17,12 @@
 //! 5. Two irqsave regions ended out of order, the inner lock used from hard interrupts
 //!    (inconsistent lock state). Safe: the inner lock borrows the outer guard.
 //!
+//! 6. A `LocalLock` taken with `lock()` in task context, interrupts enabled, and with
+//!    `lock_irqsave()` in hard interrupt context (inconsistent lock state). Safe: `lock_irqsave()`
+//!    everywhere. The types cannot see this bug (the two halves are correct on their own, and the
+//!    value is never reachable twice: an interrupt that finds the lock held gets `None`), so this
+//!    scenario uses the safe API, and lockdep is what reports it.
+//!
 //! Scenarios 1-5 call the C functions directly on purpose, to reproduce the bugs.
 //!
 //! `deferred_unload=1` then `deferred_unload=2` (with `CONFIG_RUST_PERCPU_KUNIT_TEST`) check that
@@ -28,10 +34,11 @@
 use core::pin::Pin;
 use kernel::{
     alloc::memalloc::{self, NoFs, NoIo},
-    bindings, c_str,
+    bindings, c_str, define_per_cpu,
     interrupt::irqs_disabled,
-    irq_work, new_mutex, new_percpu_counter, new_spinlock, new_spinlock_irq,
-    percpu::{DeferredPerCpuNum, PerCpuNum},
+    irq_work, new_local_lock, new_mutex, new_percpu_counter, new_spinlock, new_spinlock_irq,
+    per_cpu_cells,
+    percpu::{DeferredPerCpuNum, PerCpuCell, PerCpuNum, SharedPerCpu, StaticPerCpuNum},
     prelude::*,
     static_lock_class,
     sync::{new_spinlock_irqsave, Mutex, SpinLockIrqSave, WbLockCookie},
@@ -47,7 +54,7 @@ module! {
     params: {
         scenario: u32 {
             default: 0,
-            description: "0: all scenarios with the safe API; 1-5: provoke one lockdep report",
+            description: "0: all scenarios with the safe API; 1-6: provoke one lockdep report",
         },
         deferred_unload: u32 {
             default: 0,
@@ -250,6 +257,97 @@ fn rust_percpu_lockdep_add_u64(n: &PerCpuNum<u64>, v: u64) {
     n.add(v)
 }
 
+fn local_lock_irq(safe: bool) -> Result {
+    if safe {
+        let l = new_local_lock!(GFP_KERNEL, |_| 0u64, "lockdep_local_lock_safe")?;
+        if let Some(mut g) = l.lock_irqsave() {
+            *g += 1;
+        }
+        irq_work::run_on_each_cpu(&|| {
+            if let Some(mut g) = l.lock_irqsave() {
+                *g += 1;
+            }
+        })?;
+        return Ok(());
+    }
+    let l = new_local_lock!(GFP_KERNEL, |_| 0u64, "lockdep_local_lock")?;
+    // Task context, interrupts enabled...
+    if let Some(mut g) = l.lock() {
+        *g += 1;
+    }
+    // ... and hard interrupt context: had the interrupt come while the task held the lock, C
+    // would have two owners; here it would get `None`.
+    irq_work::run_on_each_cpu(&|| {
+        if let Some(mut g) = l.lock_irqsave() {
+            *g += 1;
+        }
+    })?;
+    Ok(())
+}
+
+define_per_cpu! {
+    /// Updated by `rust_percpu_lockdep_static_add_u64()` (disassembly check).
+    static STATIC_COUNT: StaticPerCpuNum<u64> = 0;
+}
+
+per_cpu_cells! {
+    /// Updated by `rust_percpu_lockdep_shared_add_u32()` (disassembly check).
+    struct Cells {
+        a: PerCpuCell<u32>,
+        b: PerCpuCell<u64>,
+    }
+}
+
+/// Checked by the harness's disassembly test: a static per-CPU variable of a module, one `add`
+/// with a `%gs:` operand and no call.
+#[inline(never)]
+fn rust_percpu_lockdep_static_add_u64(v: u64) {
+    STATIC_COUNT.add(v)
+}
+
+/// Checked by the harness's disassembly test: a field of a shared per-CPU struct, one `add` with a
+/// `%gs:` operand and no call (the field's offset is a constant).
+#[inline(never)]
+fn rust_percpu_lockdep_shared_add_u32(s: &SharedPerCpu<Cells>, v: u32) {
+    s.add(|c| &c.a, v)
+}
+
+/// Checked by the harness's disassembly test: `this_cpu_xchg()`, no `lock` prefix, no call.
+#[inline(never)]
+fn rust_percpu_lockdep_xchg_u64(n: &PerCpuNum<u64>, v: u64) -> u64 {
+    n.xchg(v)
+}
+
+/// Checked by the harness's disassembly test: `this_cpu_cmpxchg()`, one `cmpxchg` with a `%gs:`
+/// operand, no `lock` prefix, no call.
+#[inline(never)]
+fn rust_percpu_lockdep_cmpxchg_u64(n: &PerCpuNum<u64>, old: u64, new: u64) -> u64 {
+    n.cmpxchg(old, new)
+}
+
+/// Runs the functions of the disassembly check once, so that they are kept and shown to work.
+fn disasm_functions() -> Result {
+    let n = PerCpuNum::<u64>::new(GFP_KERNEL)?;
+    let s = SharedPerCpu::<Cells>::new(GFP_KERNEL)?;
+    let before = STATIC_COUNT.sum();
+    rust_percpu_lockdep_static_add_u64(core::hint::black_box(2));
+    rust_percpu_lockdep_shared_add_u32(&s, core::hint::black_box(3));
+    let _g = kernel::percpu::PreemptGuard::new();
+    let old = rust_percpu_lockdep_xchg_u64(&n, core::hint::black_box(5));
+    let found = rust_percpu_lockdep_cmpxchg_u64(&n, 5, core::hint::black_box(6));
+    if STATIC_COUNT.sum().wrapping_sub(before) != 2
+        || s.sum(|c| &c.a) != 3
+        || s.sum(|c| &c.b) != 0
+        || old != 0
+        || found != 5
+        || n.this_cpu_read() != 6
+    {
+        pr_err!("disassembly-check functions gave wrong results\n");
+        return Err(EINVAL);
+    }
+    Ok(())
+}
+
 /// Checked by the harness's disassembly test: taking and releasing a `SpinLockIrqSave` must cost
 /// what C's `spin_lock_irqsave()`/`spin_unlock_irqrestore()` cost, one call each, plus a read of
 /// the preempt count at each end (out-of-line calls only on the refcounted-region paths).
@@ -334,12 +432,13 @@ fn deferred_unload(step: u32) -> Result {
 /// A scenario: its name and the function that runs it, safely (`true`) or the C way (`false`).
 type Scenario = (&'static str, fn(bool) -> Result);
 
-const SCENARIOS: [Scenario; 5] = [
+const SCENARIOS: [Scenario; 6] = [
     ("seed000_reclaim_cycle", seed000),
     ("seed001_irq_reenabled", seed001),
     ("seed002_atomic_alloc", seed002),
     ("seed004_io_reclaim_recursion", seed004),
     ("irqsave_out_of_order", irqsave_order),
+    ("local_lock_irq_inconsistent", local_lock_irq),
 ];
 
 impl kernel::Module for RustPercpuLockdep {
@@ -367,6 +466,7 @@ impl kernel::Module for RustPercpuLockdep {
                 f(true)?;
                 pr_info!("safe {}: done\n", name);
             }
+            disasm_functions()?;
             pr_info!("all safe scenarios done\n");
         } else if let Some((name, f)) = SCENARIOS.get(n as usize - 1) {
             pr_info!("provoking {}\n", name);

@@ -1,0 +1,406 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! Per-CPU data protected by a local lock.
+//!
+//! A local lock (`local_lock_t`) protects per-CPU data against the other code that may run on the
+//! same CPU: without `CONFIG_PREEMPT_RT` taking it disables preemption (and, with the irqsave
+//! form, interrupts), on `PREEMPT_RT` it is a per-CPU `spinlock_t` that keeps the task on its CPU
+//! and stays preemptible. In both cases lockdep sees it, so it reports a local lock taken in
+//! hard interrupt context by code whose task-context users left interrupts enabled.
+//!
+//! [`LocalLock<T>`] keeps one `T` and one lock per possible CPU in a per-CPU allocation and gives
+//! `&mut T` for the current CPU's value while the lock is held.
+//!
+//! C header: [`include/linux/local_lock.h`](srctree/include/linux/local_lock.h)
+
+use crate::{
+    alloc::Flags,
+    bindings,
+    build_assert::const_assert,
+    error::Result,
+    percpu::{possible_cpus, PossibleCpu, RawPerCpu, MAX_INIT_SIZE},
+    str::{CStr, CStrExt as _},
+    sync::LockClassKey,
+    types::{NotThreadSafe, Opaque},
+};
+use core::{
+    cell::UnsafeCell,
+    marker::PhantomData,
+    mem::size_of,
+    ops::{Deref, DerefMut},
+    pin::Pin,
+};
+use pin_init::Init;
+
+/// Creates a [`LocalLock`] with a lock class of its own for the call site, and an optional name.
+///
+/// `new_local_lock!(flags, init)` or `new_local_lock!(flags, init, "name")`, where `init` is as
+/// for [`LocalLock::new`].
+#[macro_export]
+macro_rules! new_local_lock {
+    ($flags:expr, $init:expr $(, $name:literal)? $(,)?) => {
+        $crate::local_lock::LocalLock::new(
+            $flags,
+            $init,
+            $crate::optional_name!($($name)?),
+            $crate::static_lock_class!(),
+        )
+    };
+}
+pub use new_local_lock;
+
+/// One CPU's lock and value.
+///
+/// # Invariants
+///
+/// `value` is accessed only by the owner of `lock` on this CPU, or through `&mut LocalLock`.
+#[repr(C)]
+struct Slot<T> {
+    // First: the per-CPU address of the slot is the per-CPU address of the lock.
+    lock: Opaque<bindings::local_trylock_t>,
+    value: UnsafeCell<T>,
+}
+
+/// One `T` per possible CPU, each protected by that CPU's local lock (C's `local_lock_t`).
+///
+/// [`LocalLock::lock`] takes the current CPU's lock and gives `&mut T` for the current CPU's
+/// value; [`LocalLock::lock_irqsave`] also disables interrupts, for data that interrupt handlers
+/// use too. The guards can be dropped in any order, like those of
+/// [`SpinLockIrq`](crate::sync::SpinLockIrq), with whose interrupt-disabled regions they nest.
+///
+/// Taking the lock again on a CPU that holds it, by the same task or by an interrupt handler that
+/// interrupted the holder, is a locking bug in C (lockdep reports it when the lock's users do not
+/// agree on the interrupt state). Here it returns `None`, so the value is never reachable twice;
+/// the check is C's `local_trylock()` test and costs one load and one branch. Without
+/// `CONFIG_PREEMPT_RT` it is all the locking there is; on `PREEMPT_RT` another task that wants
+/// the lock on the same CPU waits for it instead, and the functions may sleep.
+///
+/// Other CPUs' values are reachable through `&mut self` ([`LocalLock::get_mut`]).
+///
+/// # Examples
+///
+/// ```
+/// use kernel::{new_local_lock, percpu::possible_cpus};
+///
+/// #[derive(Default)]
+/// struct Batch {
+///     pending: u32,
+///     flushed: u64,
+/// }
+///
+/// let mut batches = new_local_lock!(GFP_KERNEL, |_cpu| Batch::default())?;
+/// if let Some(mut b) = batches.lock() {
+///     b.pending += 1;
+/// }
+/// if let Some(mut b) = batches.lock_irqsave() {
+///     b.flushed += u64::from(b.pending);
+///     b.pending = 0;
+/// }
+/// let mut flushed = 0;
+/// for cpu in possible_cpus() {
+///     flushed += batches.get_mut(cpu).flushed;
+/// }
+/// assert_eq!(flushed, 1);
+/// # Ok::<(), Error>(())
+/// ```
+///
+/// # Invariants
+///
+/// For every possible CPU, the slot of `raw` holds an initialised lock and an initialised `T`.
+pub struct LocalLock<T> {
+    raw: RawPerCpu<Slot<T>>,
+    _p: PhantomData<T>,
+}
+
+// SAFETY: Dropping a `LocalLock<T>` drops `T`s on the dropping thread: `T` must be `Send`.
+unsafe impl<T: Send> Send for LocalLock<T> {}
+
+// SAFETY: `&LocalLock<T>` gives `&mut T` to one owner of a CPU's lock at a time, on the CPU whose
+// value it is; the values move between threads, so `T` must be `Send`.
+unsafe impl<T: Send> Sync for LocalLock<T> {}
+
+impl<T> LocalLock<T> {
+    /// Allocates one lock and one `T` per possible CPU, each value initialised in place by the
+    /// initialiser `init(cpu)` returns. Use [`new_local_lock!`] to get a lock class for the
+    /// call site.
+    ///
+    /// As for [`PerCpu::new`](crate::percpu::PerCpu::new), the initialiser may be at most
+    /// [`MAX_INIT_SIZE`] bytes (this does not compile otherwise). Returns [`E2BIG`] if one CPU's
+    /// lock and value are larger than [`MAX_SIZE`], [`EINVAL`] if `T`'s alignment is larger than
+    /// [`MAX_ALIGN`] and [`ENOMEM`] if the allocation fails.
+    ///
+    /// [`E2BIG`]: crate::error::code::E2BIG
+    /// [`EINVAL`]: crate::error::code::EINVAL
+    /// [`ENOMEM`]: crate::error::code::ENOMEM
+    /// [`MAX_SIZE`]: crate::percpu::MAX_SIZE
+    /// [`MAX_ALIGN`]: crate::percpu::MAX_ALIGN
+    pub fn new<I: Init<T>>(
+        flags: Flags,
+        mut init: impl FnMut(PossibleCpu) -> I,
+        name: &'static CStr,
+        key: Pin<&'static LockClassKey>,
+    ) -> Result<Self> {
+        const_assert!(
+            size_of::<I>() <= MAX_INIT_SIZE,
+            "the per-CPU initialiser is larger than MAX_INIT_SIZE: initialise the value in place"
+        );
+        let raw = RawPerCpu::<Slot<T>>::alloc(flags)?;
+        for cpu in possible_cpus() {
+            let slot = raw.cpu_ptr(cpu);
+            // SAFETY: `slot` is this CPU's slot of the live, zero-filled allocation, which nobody
+            // else can reach yet. `name` and `key` are static, as lockdep requires.
+            unsafe {
+                bindings::local_trylock_init_key(
+                    Opaque::cast_into(core::ptr::addr_of!((*slot).lock)),
+                    name.as_char_ptr(),
+                    key.as_ptr(),
+                )
+            };
+            // SAFETY: As above; `addr_of_mut!` creates no reference to the uninitialised value.
+            let value = UnsafeCell::raw_get(unsafe { core::ptr::addr_of_mut!((*slot).value) });
+            // SAFETY: `value` is valid for writes of a `T` and not initialised. The initialiser
+            // cannot fail.
+            match unsafe { init(cpu).__init(value) } {
+                Ok(()) => {}
+                Err(e) => match e {},
+            }
+        }
+        // INVARIANT: Every possible CPU's lock and value were initialised above.
+        Ok(Self {
+            raw,
+            _p: PhantomData,
+        })
+    }
+
+    /// Returns the per-CPU address of the locks, for the `local_lock()` family.
+    #[inline]
+    fn lock_ptr(&self) -> *mut bindings::local_trylock_t {
+        // The lock is the first field of the `#[repr(C)]` slot.
+        self.raw.percpu_ptr().cast()
+    }
+
+    /// Takes the current CPU's lock (C's `local_lock()`) and gives access to its value.
+    ///
+    /// Without `CONFIG_PREEMPT_RT` preemption is disabled until the guard is dropped; on
+    /// `PREEMPT_RT` migration is, and this may sleep.
+    ///
+    /// Returns `None` if the current CPU's lock is held already: by the calling task, or by the
+    /// code an interrupt handler calling this interrupted.
+    #[inline]
+    pub fn lock(&self) -> Option<LocalLockGuard<'_, T>> {
+        // SAFETY: `lock_ptr()` is the per-CPU address of initialised locks (type invariants).
+        if !unsafe { bindings::local_lock_checked(self.lock_ptr()) } {
+            return None;
+        }
+        // INVARIANT: The current CPU's lock was just taken by this task, which stays on this CPU
+        // until it is released.
+        Some(LocalLockGuard {
+            lock: self,
+            irq: false,
+            _not_send: NotThreadSafe,
+        })
+    }
+
+    /// Takes the current CPU's lock with interrupts disabled (C's `local_lock_irqsave()`).
+    ///
+    /// Interrupts are disabled in the reference-counted way of
+    /// [`SpinLockIrq`](crate::sync::SpinLockIrq) (`local_interrupt_disable()`), so guards may be
+    /// dropped in any order. On `PREEMPT_RT`, as in C, interrupts stay enabled: the lock is then
+    /// a sleeping lock, which interrupt handlers (threaded there) take like any task.
+    ///
+    /// Returns `None` as [`LocalLock::lock`] does.
+    #[inline]
+    pub fn lock_irqsave(&self) -> Option<LocalLockGuard<'_, T>> {
+        #[cfg(not(CONFIG_PREEMPT_RT))]
+        // SAFETY: Balanced by `local_interrupt_enable()` below or in the guard's `drop`.
+        unsafe {
+            bindings::local_interrupt_disable()
+        };
+        // SAFETY: `lock_ptr()` is the per-CPU address of initialised locks (type invariants).
+        if !unsafe { bindings::local_lock_checked(self.lock_ptr()) } {
+            #[cfg(not(CONFIG_PREEMPT_RT))]
+            // SAFETY: Ends the region begun above.
+            unsafe {
+                bindings::local_interrupt_enable()
+            };
+            return None;
+        }
+        // INVARIANT: As in `lock()`; without `CONFIG_PREEMPT_RT` the guard also owns one level
+        // of the refcounted interrupt-disabled region.
+        Some(LocalLockGuard {
+            lock: self,
+            irq: !cfg!(CONFIG_PREEMPT_RT),
+            _not_send: NotThreadSafe,
+        })
+    }
+
+    /// Returns `cpu`'s value.
+    pub fn get_mut(&mut self, cpu: PossibleCpu) -> &mut T {
+        // SAFETY: By the type invariants the value is initialised; `&mut self` excludes every
+        // other access.
+        unsafe { &mut *(*self.raw.cpu_ptr(cpu)).value.get() }
+    }
+
+    /// Calls `f` with each possible CPU and its value.
+    pub fn for_each_mut(&mut self, mut f: impl FnMut(PossibleCpu, &mut T)) {
+        for cpu in possible_cpus() {
+            f(cpu, self.get_mut(cpu));
+        }
+    }
+}
+
+impl<T> Drop for LocalLock<T> {
+    fn drop(&mut self) {
+        if core::mem::needs_drop::<T>() {
+            for cpu in possible_cpus() {
+                // SAFETY: By the type invariants the value is initialised; it is dropped once,
+                // and `&mut self` excludes every other access.
+                unsafe { core::ptr::drop_in_place((*self.raw.cpu_ptr(cpu)).value.get()) };
+            }
+        }
+    }
+}
+
+/// The current CPU's lock of a [`LocalLock`], held, and access to that CPU's value.
+///
+/// A guard that is never dropped (`core::mem::forget`) keeps the lock held: later attempts on
+/// that CPU get `None` (on `PREEMPT_RT` they wait), as a leaked guard of any lock does.
+///
+/// # Invariants
+///
+/// The current task took the lock of the CPU it runs on and stays on that CPU while the guard
+/// exists; if `irq` is true it also owns one level of the refcounted interrupt-disabled region.
+#[must_use = "the lock is released immediately when the guard is unused"]
+pub struct LocalLockGuard<'a, T> {
+    lock: &'a LocalLock<T>,
+    irq: bool,
+    _not_send: NotThreadSafe,
+}
+
+impl<T> LocalLockGuard<'_, T> {
+    /// Returns the CPU whose value this is.
+    #[inline]
+    pub fn cpu(&self) -> PossibleCpu {
+        PossibleCpu::current()
+    }
+
+    #[inline]
+    fn value(&self) -> *mut T {
+        // SAFETY: By the type invariants the task stays on this CPU: its slot is valid for the
+        // lifetime of the `LocalLock`.
+        let slot = unsafe { bindings::this_cpu_ptr(self.lock.raw.percpu_ptr().cast()) };
+        let slot: *mut Slot<T> = slot.cast();
+        // SAFETY: `slot` points to a live slot.
+        unsafe { (*slot).value.get() }
+    }
+}
+
+impl<T> Deref for LocalLockGuard<'_, T> {
+    type Target = T;
+
+    #[inline]
+    fn deref(&self) -> &T {
+        // SAFETY: The guard owns this CPU's lock, so nothing else accesses the value.
+        unsafe { &*self.value() }
+    }
+}
+
+impl<T> DerefMut for LocalLockGuard<'_, T> {
+    #[inline]
+    fn deref_mut(&mut self) -> &mut T {
+        // SAFETY: The guard owns this CPU's lock, so nothing else accesses the value.
+        unsafe { &mut *self.value() }
+    }
+}
+
+impl<T> Drop for LocalLockGuard<'_, T> {
+    #[inline]
+    fn drop(&mut self) {
+        // SAFETY: By the type invariants this task holds the current CPU's lock.
+        unsafe { bindings::local_unlock(self.lock.lock_ptr()) };
+        if self.irq {
+            // SAFETY: By the type invariants the guard owns one level of the region.
+            unsafe { bindings::local_interrupt_enable() };
+        }
+    }
+}
+
+#[cfg(CONFIG_RUST_PERCPU_KUNIT_TEST)]
+#[macros::kunit_tests(rust_kernel_local_lock)]
+mod tests {
+    use super::*;
+    use crate::{alloc::flags::GFP_KERNEL, error::code::*, interrupt::irqs_disabled, irq_work};
+
+    #[test]
+    fn task_context() -> Result {
+        let mut l = new_local_lock!(GFP_KERNEL, |cpu| u64::from(cpu.as_u32()))?;
+        {
+            let mut g = l.lock().ok_or(EINVAL)?;
+            assert_eq!(*g, u64::from(g.cpu().as_u32()));
+            *g += 100;
+            // Taken again on the same CPU: refused, never a second `&mut`.
+            assert!(l.lock().is_none());
+            assert!(l.lock_irqsave().is_none());
+        }
+        let g = l.lock().ok_or(EINVAL)?;
+        let cpu = g.cpu();
+        drop(g);
+        assert_eq!(*l.get_mut(cpu), u64::from(cpu.as_u32()) + 100);
+        Ok(())
+    }
+
+    #[test]
+    fn irqsave_from_task_and_hardirq() -> Result {
+        let l = new_local_lock!(GFP_KERNEL, |_| 0u64)?;
+        // Interrupt handlers on every CPU and this task, all with the irqsave form: lockdep
+        // stays silent.
+        irq_work::run_on_each_cpu(&|| {
+            if let Some(mut g) = l.lock_irqsave() {
+                *g += 1;
+            }
+        })?;
+        let g = l.lock_irqsave().ok_or(EINVAL)?;
+        assert!(cfg!(CONFIG_PREEMPT_RT) || irqs_disabled());
+        drop(g);
+        assert!(!irqs_disabled());
+        let mut l = l;
+        let mut total = 0;
+        l.for_each_mut(|_, v| total += *v);
+        assert_eq!(total, crate::percpu::online_cpus().count() as u64);
+        Ok(())
+    }
+
+    #[test]
+    fn irqsave_guards_dropped_in_any_order() -> Result {
+        let a = new_local_lock!(GFP_KERNEL, |_| 0u32)?;
+        let b = new_local_lock!(GFP_KERNEL, |_| 0u32)?;
+        let ga = a.lock_irqsave().ok_or(EINVAL)?;
+        let gb = b.lock_irqsave().ok_or(EINVAL)?;
+        drop(ga);
+        // `b` is still held: interrupts stay disabled until its guard goes.
+        assert!(cfg!(CONFIG_PREEMPT_RT) || irqs_disabled());
+        drop(gb);
+        assert!(!irqs_disabled());
+        Ok(())
+    }
+
+    #[test]
+    fn values_are_dropped() -> Result {
+        use crate::sync::atomic::{ordering, Atomic};
+        struct CountsDrops<'a>(&'a Atomic<i32>);
+        impl Drop for CountsDrops<'_> {
+            fn drop(&mut self) {
+                self.0.add(1, ordering::Relaxed);
+            }
+        }
+        let drops = Atomic::new(0i32);
+        let l = new_local_lock!(GFP_KERNEL, |_| CountsDrops(&drops))?;
+        assert_eq!(drops.load(ordering::Relaxed), 0);
+        drop(l);
+        assert_eq!(
+            drops.load(ordering::Relaxed) as usize,
+            possible_cpus().count()
+        );
+        Ok(())
+    }
+}

@@ -1,0 +1,262 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! Static per-CPU variables (C's `DEFINE_PER_CPU()`).
+//!
+//! [`define_per_cpu!`](crate::define_per_cpu) places a static in the per-CPU section
+//! (`.data..percpu`, plain data without `CONFIG_SMP`). The kernel gives every possible CPU a copy
+//! of the section, initialised from the static's initial value: at boot for built-in code, at
+//! load time for a module (the module loader allocates and fills the module's per-CPU area, and
+//! fails the load with `ENOMEM` if the area reserved for modules, `PERCPU_MODULE_RESERVE`, is
+//! full). The static itself is only the template of those copies: its address is the per-CPU
+//! address of the variable, so every access goes through `this_cpu_*()` or `per_cpu_ptr()`,
+//! exactly as in C.
+//!
+//! - [`StaticPerCpuNum<T>`]: an integer per CPU, with the operations of
+//!   [`PerCpuNum`](super::PerCpuNum).
+//! - [`StaticPerCpu<T>`]: any `Copy + Send` value per CPU, reached through the same guard as
+//!   [`PerCpu::local`](super::PerCpu::local).
+//!
+//! The initial value is a constant expression, evaluated at compile time. A type that cannot be
+//! placed there, one whose copies could not simply be duplicated byte for byte (`Copy`) or that
+//! may not move between tasks (`Send`), does not compile.
+
+use super::{possible_cpus, LocalGuard, PerCpuInt, PossibleCpu, PreemptGuard, Slot};
+use crate::bindings;
+use core::cell::UnsafeCell;
+
+/// Defines a static per-CPU variable.
+///
+/// `define_per_cpu!(static NAME: Type = initial value;)`, where `Type` is
+/// [`StaticPerCpuNum<T>`] (the initial value is a `T`) or [`StaticPerCpu<T>`] (a `T` that is
+/// `Copy + Send`). Attributes and a visibility may precede `static`.
+///
+/// # Examples
+///
+/// ```
+/// use kernel::{define_per_cpu, percpu::{StaticPerCpu, StaticPerCpuNum}};
+///
+/// define_per_cpu! {
+///     /// Packets seen by each CPU.
+///     static PACKETS: StaticPerCpuNum<u64> = 0;
+/// }
+/// define_per_cpu!(static LAST: StaticPerCpu<(u32, u64)> = (0, 0););
+///
+/// PACKETS.add(3);
+/// PACKETS.inc();
+/// assert!(PACKETS.sum() >= 4);
+/// if let Some(mut last) = LAST.local() {
+///     last.0 += 1;
+/// }
+/// ```
+#[macro_export]
+macro_rules! define_per_cpu {
+    ($(#[$attr:meta])* $vis:vis static $name:ident: $ty:ty = $init:expr;) => {
+        $(#[$attr])*
+        #[cfg_attr(CONFIG_SMP, link_section = ".data..percpu")]
+        $vis static $name: $ty = {
+            // SAFETY: This is the initial value of a static in the per-CPU section (without
+            // `CONFIG_SMP` a plain static is the only copy, as in C).
+            unsafe { <$ty>::new_static_percpu($init) }
+        };
+    };
+}
+
+/// An integer per possible CPU in a static per-CPU variable, defined with
+/// [`define_per_cpu!`](crate::define_per_cpu).
+///
+/// The operations are those of [`PerCpuNum`](super::PerCpuNum): updates are one `this_cpu_*()`
+/// operation (one instruction on x86 with a `%gs:` operand), safe in any context; reads of other
+/// CPUs' values are racy snapshots that may tear for 64-bit integers on 32-bit architectures.
+///
+/// # Invariants
+///
+/// The object is a static in the per-CPU section: its address is the per-CPU address of one `T`
+/// per possible CPU.
+#[repr(transparent)]
+pub struct StaticPerCpuNum<T: PerCpuInt> {
+    template: UnsafeCell<T>,
+}
+
+// SAFETY: All accesses through `&self` are `this_cpu_*()` operations, atomic with respect to the
+// current CPU, or volatile reads of other CPUs' values.
+unsafe impl<T: PerCpuInt> Sync for StaticPerCpuNum<T> {}
+
+impl<T: PerCpuInt> StaticPerCpuNum<T> {
+    /// Returns the template of a static per-CPU variable whose copies start at `v`.
+    ///
+    /// # Safety
+    ///
+    /// The result must be the initial value of a static in the per-CPU section, as
+    /// [`define_per_cpu!`](crate::define_per_cpu) defines it.
+    #[doc(hidden)]
+    pub const unsafe fn new_static_percpu(v: T) -> Self {
+        // INVARIANT: The caller places the object in the per-CPU section.
+        Self {
+            template: UnsafeCell::new(v),
+        }
+    }
+
+    /// Returns our address: the per-CPU address of the values (type invariants).
+    #[inline(always)]
+    fn percpu_ptr(&self) -> *mut T {
+        self.template.get()
+    }
+
+    /// Returns the address of `cpu`'s value.
+    #[inline(always)]
+    fn cpu_ptr(&self, cpu: PossibleCpu) -> *mut T {
+        // SAFETY: By the type invariants our address is a per-CPU address, and `cpu` is a
+        // possible CPU, for which `per_cpu_ptr()` is defined.
+        unsafe { bindings::per_cpu_ptr(self.percpu_ptr().cast(), cpu.as_u32()) }.cast()
+    }
+
+    per_cpu_num_ops!();
+}
+
+/// A `T` per possible CPU in a static per-CPU variable, defined with
+/// [`define_per_cpu!`](crate::define_per_cpu).
+///
+/// The current CPU's value is reached with [`StaticPerCpu::local`], as for
+/// [`PerCpu`](super::PerCpu): preemption is disabled while the guard exists, and a second access
+/// on the same CPU (from an interrupt handler, or the same task) gets `None`. `T` must be `Copy`
+/// (the kernel duplicates the initial value byte for byte, and never drops the copies) and `Send`
+/// (each copy is used by whichever task runs on its CPU).
+///
+/// # Invariants
+///
+/// The object is a static in the per-CPU section: its address is the per-CPU address of one slot
+/// per possible CPU, each a copy of the initial value.
+#[repr(transparent)]
+pub struct StaticPerCpu<T: Copy + Send> {
+    template: Slot<T>,
+}
+
+// SAFETY: `&StaticPerCpu<T>` gives `&mut T` only to the holder of a CPU's `busy` flag, on that
+// CPU; the values are used by the tasks of every CPU, so `T` must be `Send`.
+unsafe impl<T: Copy + Send> Sync for StaticPerCpu<T> {}
+
+impl<T: Copy + Send> StaticPerCpu<T> {
+    /// Returns the template of a static per-CPU variable whose copies start at `v`.
+    ///
+    /// # Safety
+    ///
+    /// The result must be the initial value of a static in the per-CPU section, as
+    /// [`define_per_cpu!`](crate::define_per_cpu) defines it.
+    #[doc(hidden)]
+    pub const unsafe fn new_static_percpu(v: T) -> Self {
+        // INVARIANT: The caller places the object in the per-CPU section.
+        Self {
+            template: Slot::new(v),
+        }
+    }
+
+    /// Gives exclusive access to the current CPU's value, with preemption disabled.
+    ///
+    /// Returns `None` if this CPU's value is already being accessed: by the current task, or by
+    /// the task an interrupt handler calling this interrupted.
+    #[inline]
+    pub fn local(&'static self) -> Option<LocalGuard<'static, T>> {
+        let preempt = PreemptGuard::new();
+        let percpu: *const Slot<T> = &self.template;
+        // SAFETY: By the type invariants our address is a per-CPU address; preemption is
+        // disabled, as `this_cpu_ptr()` requires.
+        let slot: *const Slot<T> =
+            unsafe { bindings::this_cpu_ptr(percpu.cast_mut().cast()) }.cast();
+        // SAFETY: `slot` is the current CPU's copy, which lives as long as the static (for a
+        // module, until it is unloaded, after which none of its code runs); every copy starts as
+        // the initial value, and its value is accessed only under its `busy` flag.
+        unsafe { LocalGuard::try_new(slot, preempt) }
+    }
+}
+
+#[cfg(CONFIG_RUST_PERCPU_KUNIT_TEST)]
+#[macros::kunit_tests(rust_kernel_percpu_static)]
+mod tests {
+    use super::*;
+    use crate::{
+        error::{code::*, Result},
+        irq_work,
+        percpu::online_cpus,
+    };
+
+    define_per_cpu!(
+        static SEEN: StaticPerCpuNum<u64> = 0;
+    );
+    define_per_cpu!(
+        static OWN: StaticPerCpuNum<u32> = 7;
+    );
+    define_per_cpu!(
+        static ADDS: StaticPerCpuNum<u64> = 0;
+    );
+    define_per_cpu!(
+        static XCHG: StaticPerCpuNum<u64> = 0;
+    );
+    define_per_cpu!(
+        static PAIR: StaticPerCpu<(u32, u32)> = (1, 2);
+    );
+
+    #[test]
+    fn initial_value_on_every_cpu() -> Result {
+        for cpu in possible_cpus() {
+            assert_eq!(OWN.get(cpu), 7);
+        }
+        Ok(())
+    }
+
+    #[test]
+    fn each_cpu_sees_its_own_value() -> Result {
+        irq_work::run_on_each_cpu(&|| {
+            SEEN.this_cpu_write(u64::from(PossibleCpu::current().as_u32()) + 1)
+        })?;
+        for cpu in online_cpus() {
+            assert_eq!(SEEN.get(cpu), u64::from(cpu.as_u32()) + 1);
+        }
+        Ok(())
+    }
+
+    #[test]
+    fn concurrent_adds_sum_exactly() -> Result {
+        let before = ADDS.sum();
+        for _ in 0..10 {
+            irq_work::run_on_each_cpu(&|| {
+                for _ in 0..1000 {
+                    ADDS.inc();
+                }
+            })?;
+            ADDS.add(1);
+        }
+        let cpus = online_cpus().count() as u64;
+        assert_eq!(ADDS.sum() - before, 10 * (1000 * cpus + 1));
+        Ok(())
+    }
+
+    #[test]
+    fn xchg_cmpxchg_from_hardirq() -> Result {
+        // In hard interrupt context on every CPU: exchange, then a failing and a succeeding
+        // compare-and-exchange.
+        irq_work::run_on_each_cpu(&|| {
+            let cpu = u64::from(PossibleCpu::current().as_u32());
+            let old = XCHG.xchg(cpu + 10);
+            let failed = XCHG.cmpxchg(old.wrapping_add(1), 0) == cpu + 10;
+            let done = XCHG.cmpxchg(cpu + 10, cpu + 20) == cpu + 10;
+            if !(failed && done && XCHG.add_return(1) == cpu + 21) {
+                XCHG.this_cpu_write(u64::MAX);
+            }
+        })?;
+        for cpu in online_cpus() {
+            assert_eq!(XCHG.get(cpu), u64::from(cpu.as_u32()) + 21);
+        }
+        Ok(())
+    }
+
+    #[test]
+    fn local_guard() -> Result {
+        let mut g = PAIR.local().ok_or(EINVAL)?;
+        g.0 += g.1;
+        assert!(PAIR.local().is_none());
+        let v = *g;
+        drop(g);
+        assert!(v.0 >= 3);
+        Ok(())
+    }
+}
