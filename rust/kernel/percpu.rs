@@ -149,8 +149,8 @@ macro_rules! per_cpu_num_ops {
 
         /// Returns `cpu`'s value (C's `per_cpu()`).
         ///
-        /// A racy snapshot: on 32-bit architectures a 64-bit value may tear (see
-        /// [`PerCpuNum`](crate::percpu::PerCpuNum)).
+        /// A racy snapshot: on 32-bit architectures a 64-bit value may tear (see the
+        /// documentation of `PerCpuNum`).
         #[inline]
         pub fn get(&self, cpu: PossibleCpu) -> T {
             // SAFETY: `cpu_ptr(cpu)` is `cpu`'s initialised value (see the macro). The read is

@@ -9,7 +9,7 @@ fn assert_send<T: Send>(_: &T) {}
 fn case() -> Result {
     let c = KBox::pin_init(new_spinlock_irq!(0u32), GFP_KERNEL)?;
     let cookie = WbLockCookie::begin(&c, || true);
-    assert_send(&cookie);
+    assert_send(&cookie); // error here
     cookie.end();
     Ok(())
 }

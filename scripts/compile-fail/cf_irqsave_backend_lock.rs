@@ -3,7 +3,7 @@
 //! Compile-fail case: no irqsave lock backend is nameable, so no generic `Lock` with a
 //! free-standing irqsave guard can be built.
 
-use kernel::sync::lock::{irqsave::SpinLockIrqSaveBackend, Lock};
+use kernel::sync::lock::{irqsave::SpinLockIrqSaveBackend, Lock}; // error here
 
 fn case() -> Result {
     let a = KBox::pin_init(

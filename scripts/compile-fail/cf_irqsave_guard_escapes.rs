@@ -7,7 +7,7 @@ use kernel::sync::new_spinlock_irqsave;
 fn case() -> Result {
     let a = KBox::pin_init(new_spinlock_irqsave!(0u32), GFP_KERNEL)?;
     let mut stash = None;
-    a.lock_irqsave(|g| stash = Some(g));
+    a.lock_irqsave(|g| stash = Some(g)); // error here
     drop(stash);
     Ok(())
 }

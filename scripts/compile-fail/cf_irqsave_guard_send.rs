@@ -8,6 +8,6 @@ fn assert_send<T: Send>(_: &T) {}
 
 fn case() -> Result {
     let a = KBox::pin_init(new_spinlock_irqsave!(0u32), GFP_KERNEL)?;
-    a.lock_irqsave(|g| assert_send(g));
+    a.lock_irqsave(|g| assert_send(g)); // error here
     Ok(())
 }

@@ -7,6 +7,6 @@ use kernel::sync::new_spinlock_irqsave;
 fn case() -> Result {
     let a = KBox::pin_init(new_spinlock_irqsave!(0u32), GFP_KERNEL)?;
     let b = KBox::pin_init(new_spinlock_irqsave!(0u32), GFP_KERNEL)?;
-    a.lock_irqsave(|ga| b.lock_irqsave(|gb| core::mem::swap(ga, gb)));
+    a.lock_irqsave(|ga| b.lock_irqsave(|gb| core::mem::swap(ga, gb))); // error here
     Ok(())
 }

@@ -7,7 +7,7 @@ use kernel::sync::new_spinlock_irqsave;
 fn case() -> Result {
     let a = KBox::pin_init(new_spinlock_irqsave!(0u32), GFP_KERNEL)?;
     let b = KBox::pin_init(new_spinlock_irqsave!(0u32), GFP_KERNEL)?;
-    let ga = a.lock();
+    let ga = a.lock(); // error here
     let gb = b.lock();
     drop(ga);
     drop(gb);

@@ -10,7 +10,7 @@ fn case() -> Result {
     let cv = KBox::pin_init(new_condvar!(), GFP_KERNEL)?;
     // SAFETY: Only this guard is held.
     let mut ga = unsafe { a.lock_unchecked() };
-    cv.wait(&mut ga);
+    cv.wait(&mut ga); // error here
     drop(ga);
     Ok(())
 }

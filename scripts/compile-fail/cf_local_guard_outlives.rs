@@ -8,7 +8,7 @@ fn case() -> Result {
     let g;
     {
         let v = PerCpu::<u64>::new_zeroed(GFP_KERNEL)?;
-        g = v.local();
+        g = v.local(); // error here
     }
     drop(g);
     Ok(())

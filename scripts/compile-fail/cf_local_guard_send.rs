@@ -9,7 +9,7 @@ fn assert_send<T: Send>(_: &T) {}
 fn case() -> Result {
     let v = PerCpu::<u64>::new_zeroed(GFP_KERNEL)?;
     if let Some(g) = v.local() {
-        assert_send(&g);
+        assert_send(&g); // error here
     }
     Ok(())
 }

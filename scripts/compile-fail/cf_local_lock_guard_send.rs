@@ -10,7 +10,7 @@ fn assert_send<T: Send>(_: &T) {}
 fn case() -> Result {
     let l = new_local_lock!(GFP_KERNEL, |_| 0u64)?;
     if let Some(g) = l.lock() {
-        assert_send(&g);
+        assert_send(&g); // error here
     }
     Ok(())
 }

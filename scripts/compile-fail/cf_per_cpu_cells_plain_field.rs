@@ -8,7 +8,7 @@ use kernel::{per_cpu_cells, percpu::PerCpuCell};
 per_cpu_cells! {
     struct Mixed {
         ops: PerCpuCell<u64>,
-        last: u64,
+        last: u64, // error here
     }
 }
 

@@ -8,6 +8,6 @@ use kernel::{cpu::CpuId, percpu::PerCpuNum};
 fn case() -> Result {
     let n = PerCpuNum::<u64>::new(GFP_KERNEL)?;
     let cpu = CpuId::current();
-    let _ = n.get(cpu);
+    let _ = n.get(cpu); // error here
     Ok(())
 }

@@ -6,6 +6,6 @@ use kernel::alloc::memalloc::NoFs;
 
 fn case() -> Result {
     kernel::memalloc_scope!(NoFs);
-    drop(__memalloc_scope);
+    drop(__memalloc_scope); // error here
     Ok(())
 }

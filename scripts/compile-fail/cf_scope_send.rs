@@ -7,6 +7,6 @@ use kernel::alloc::memalloc::{NoFs, Scope};
 fn assert_send<T: Send>() {}
 
 fn case() -> Result {
-    assert_send::<Scope<NoFs>>();
+    assert_send::<Scope<NoFs>>(); // error here
     Ok(())
 }

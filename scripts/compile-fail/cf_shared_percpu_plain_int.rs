@@ -6,6 +6,6 @@
 use kernel::percpu::SharedPerCpu;
 
 fn case() -> Result {
-    let _s = SharedPerCpu::<u64>::new(GFP_KERNEL)?;
+    let _s = SharedPerCpu::<u64>::new(GFP_KERNEL)?; // error here
     Ok(())
 }

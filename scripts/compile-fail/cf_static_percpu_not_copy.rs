@@ -6,7 +6,7 @@
 use core::cell::Cell;
 use kernel::{define_per_cpu, percpu::StaticPerCpu};
 
-define_per_cpu!(static NOT_COPY: StaticPerCpu<Cell<u32>> = Cell::new(0););
+define_per_cpu!(static NOT_COPY: StaticPerCpu<Cell<u32>> = Cell::new(0);); // error here
 
 fn case() -> Result {
     let _ = NOT_COPY.local().is_some();

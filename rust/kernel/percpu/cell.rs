@@ -203,7 +203,7 @@ impl<T: PerCpuCells> SharedPerCpu<T> {
             field: impl FnOnce(&T) -> &PerCpuCell<N>,
         ) -> Option<usize> {
             let cell: *const PerCpuCell<N> = field(base);
-            let off = (cell as usize).wrapping_sub(base as *const T as usize);
+            let off = (cell as usize).wrapping_sub(core::ptr::from_ref(base) as usize);
             match off.checked_add(size_of::<PerCpuCell<N>>()) {
                 Some(end) if end <= size_of::<T>() => Some(off),
                 _ => None,

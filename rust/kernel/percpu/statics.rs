@@ -54,9 +54,11 @@ macro_rules! define_per_cpu {
         $(#[$attr])*
         #[cfg_attr(CONFIG_SMP, link_section = ".data..percpu")]
         $vis static $name: $ty = {
+            // The initial value is evaluated outside the `unsafe` block below.
+            let init = $init;
             // SAFETY: This is the initial value of a static in the per-CPU section (without
             // `CONFIG_SMP` a plain static is the only copy, as in C).
-            unsafe { <$ty>::new_static_percpu($init) }
+            unsafe { <$ty>::new_static_percpu(init) }
         };
     };
 }
@@ -158,9 +160,9 @@ impl<T: Copy + Send> StaticPerCpu<T> {
     pub fn local(&'static self) -> Option<LocalGuard<'static, T>> {
         let preempt = PreemptGuard::new();
         let percpu: *const Slot<T> = &self.template;
-        // SAFETY: By the type invariants our address is a per-CPU address; preemption is
-        // disabled, as `this_cpu_ptr()` requires.
         let slot: *const Slot<T> =
+            // SAFETY: By the type invariants our address is a per-CPU address; preemption is
+            // disabled, as `this_cpu_ptr()` requires.
             unsafe { bindings::this_cpu_ptr(percpu.cast_mut().cast()) }.cast();
         // SAFETY: `slot` is the current CPU's copy, which lives as long as the static (for a
         // module, until it is unloaded, after which none of its code runs); every copy starts as
