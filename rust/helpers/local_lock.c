@@ -24,28 +24,45 @@ __rust_helper void rust_helper_local_trylock_init_key(local_trylock_t *l,
 }
 
 /*
- * local_lock() on this CPU's lock, unless this CPU already holds it: then the
- * caller interrupted (or is) the holder, and taking it again would give two
- * owners. Lockdep sees a plain (not a try) acquisition, so it checks the
- * interrupt contexts the lock is used in. On PREEMPT_RT the lock is a per-CPU
- * spinlock_t that a preempting task waits for.
+ * local_lock() on this CPU's lock, unless that cannot be done safely: returns
+ * this CPU's lock, held, or NULL. Without PREEMPT_RT, NULL if this CPU holds
+ * the lock already (the caller interrupted, or is, the holder: taking it again
+ * would give two owners) or in NMI; lockdep sees a plain (not a try)
+ * acquisition, so it checks the interrupt contexts the lock is used in. On
+ * PREEMPT_RT the lock is a per-CPU spinlock_t and this is local_trylock(): NULL
+ * in hard interrupt or NMI context (a sleeping lock cannot be taken there) and
+ * while any task holds this CPU's lock (a holder that is the caller would
+ * otherwise wait for itself forever).
  */
-__rust_helper bool rust_helper_local_lock_checked(local_trylock_t __percpu *l)
+__rust_helper local_trylock_t *
+rust_helper_local_lock_checked(local_trylock_t __percpu *l)
 {
 #ifndef CONFIG_PREEMPT_RT
+	local_trylock_t *tl;
+
+	if (in_nmi())
+		return NULL;
 	preempt_disable();
-	if (READ_ONCE(this_cpu_ptr(l)->acquired)) {
+	tl = this_cpu_ptr(l);
+	if (READ_ONCE(tl->acquired)) {
 		preempt_enable();
-		return false;
+		return NULL;
 	}
-	__local_lock_acquire(this_cpu_ptr(l));
+	__local_lock_acquire(tl);
+	return tl;
 #else
-	local_lock(l);
+	if (!local_trylock(l))
+		return NULL;
+	return this_cpu_ptr(l);
 #endif
-	return true;
 }
 
-__rust_helper void rust_helper_local_unlock(local_trylock_t __percpu *l)
+/*
+ * local_unlock() of the lock returned by rust_helper_local_lock_checked(),
+ * through its address: the lock of the CPU it was taken on, even if a bug made
+ * the holder sleep and move.
+ */
+__rust_helper void rust_helper_local_lock_release(local_trylock_t *tl)
 {
-	local_unlock(l);
+	__local_unlock(tl);
 }

@@ -72,8 +72,10 @@ struct Slot<T> {
 /// interrupted the holder, is a locking bug in C (lockdep reports it when the lock's users do not
 /// agree on the interrupt state). Here it returns `None`, so the value is never reachable twice;
 /// the check is C's `local_trylock()` test and costs one load and one branch. Without
-/// `CONFIG_PREEMPT_RT` it is all the locking there is; on `PREEMPT_RT` another task that wants
-/// the lock on the same CPU waits for it instead, and the functions may sleep.
+/// `CONFIG_PREEMPT_RT` it is all the locking there is. On `PREEMPT_RT`, where the lock is a
+/// sleeping per-CPU `spinlock_t` whose holder may be preempted, taking it is C's
+/// `local_trylock()`: `None` while any task holds this CPU's lock (waiting could mean waiting for
+/// oneself forever) and in hard interrupt context. In NMI context the result is always `None`.
 ///
 /// Other CPUs' values are reachable through `&mut self` ([`LocalLock::get_mut`]).
 ///
@@ -182,21 +184,27 @@ impl<T> LocalLock<T> {
     /// Takes the current CPU's lock (C's `local_lock()`) and gives access to its value.
     ///
     /// Without `CONFIG_PREEMPT_RT` preemption is disabled until the guard is dropped; on
-    /// `PREEMPT_RT` migration is, and this may sleep.
+    /// `PREEMPT_RT` migration is.
     ///
-    /// Returns `None` if the current CPU's lock is held already: by the calling task, or by the
-    /// code an interrupt handler calling this interrupted.
+    /// Returns `None` if the current CPU's lock is held already (by the calling task, or by the
+    /// code an interrupt handler calling this interrupted) and in NMI context. On `PREEMPT_RT`,
+    /// where the lock is a per-CPU `spinlock_t` and its holder may be preempted, this is C's
+    /// `local_trylock()`: `None` also while another task holds this CPU's lock, and in hard
+    /// interrupt context, where a sleeping lock cannot be taken.
     #[inline]
     pub fn lock(&self) -> Option<LocalLockGuard<'_, T>> {
         // SAFETY: `lock_ptr()` is the per-CPU address of initialised locks (type invariants).
-        if !unsafe { bindings::local_lock_checked(self.lock_ptr()) } {
+        let lock = unsafe { bindings::local_lock_checked(self.lock_ptr()) };
+        if lock.is_null() {
             return None;
         }
-        // INVARIANT: The current CPU's lock was just taken by this task, which stays on this CPU
-        // until it is released.
+        // INVARIANT: `lock` is the lock of the CPU the task runs on, just taken by this task,
+        // which stays on that CPU until it is released; the lock is the first field of the
+        // `#[repr(C)]` slot.
         Some(LocalLockGuard {
-            lock: self,
+            slot: lock.cast(),
             irq: false,
+            _p: PhantomData,
             _not_send: NotThreadSafe,
         })
     }
@@ -217,7 +225,8 @@ impl<T> LocalLock<T> {
             bindings::local_interrupt_disable()
         };
         // SAFETY: `lock_ptr()` is the per-CPU address of initialised locks (type invariants).
-        if !unsafe { bindings::local_lock_checked(self.lock_ptr()) } {
+        let lock = unsafe { bindings::local_lock_checked(self.lock_ptr()) };
+        if lock.is_null() {
             #[cfg(not(CONFIG_PREEMPT_RT))]
             // SAFETY: Ends the region begun above.
             unsafe {
@@ -228,8 +237,9 @@ impl<T> LocalLock<T> {
         // INVARIANT: As in `lock()`; without `CONFIG_PREEMPT_RT` the guard also owns one level
         // of the refcounted interrupt-disabled region.
         Some(LocalLockGuard {
-            lock: self,
+            slot: lock.cast(),
             irq: !cfg!(CONFIG_PREEMPT_RT),
+            _p: PhantomData,
             _not_send: NotThreadSafe,
         })
     }
@@ -264,16 +274,21 @@ impl<T> Drop for LocalLock<T> {
 /// The current CPU's lock of a [`LocalLock`], held, and access to that CPU's value.
 ///
 /// A guard that is never dropped (`core::mem::forget`) keeps the lock held: later attempts on
-/// that CPU get `None` (on `PREEMPT_RT` they wait), as a leaked guard of any lock does.
+/// that CPU get `None`, as a leaked guard of any lock does.
+///
+/// The guard keeps the address of the slot it locked, so its value and its unlock stay those of
+/// the CPU the lock was taken on even if a bug (sleeping while holding it) moves the task.
 ///
 /// # Invariants
 ///
-/// The current task took the lock of the CPU it runs on and stays on that CPU while the guard
-/// exists; if `irq` is true it also owns one level of the refcounted interrupt-disabled region.
+/// `slot` is the slot, in a [`LocalLock`] that lives for `'a`, of the CPU the current task took
+/// the lock of; the lock is held by this guard. If `irq` is true the guard also owns one level of
+/// the refcounted interrupt-disabled region.
 #[must_use = "the lock is released immediately when the guard is unused"]
 pub struct LocalLockGuard<'a, T> {
-    lock: &'a LocalLock<T>,
+    slot: *mut Slot<T>,
     irq: bool,
+    _p: PhantomData<&'a LocalLock<T>>,
     _not_send: NotThreadSafe,
 }
 
@@ -286,12 +301,8 @@ impl<T> LocalLockGuard<'_, T> {
 
     #[inline]
     fn value(&self) -> *mut T {
-        // SAFETY: By the type invariants the task stays on this CPU: its slot is valid for the
-        // lifetime of the `LocalLock`.
-        let slot = unsafe { bindings::this_cpu_ptr(self.lock.raw.percpu_ptr().cast()) };
-        let slot: *mut Slot<T> = slot.cast();
-        // SAFETY: `slot` points to a live slot.
-        unsafe { (*slot).value.get() }
+        // SAFETY: By the type invariants `slot` points to a live slot.
+        unsafe { (*self.slot).value.get() }
     }
 }
 
@@ -316,8 +327,8 @@ impl<T> DerefMut for LocalLockGuard<'_, T> {
 impl<T> Drop for LocalLockGuard<'_, T> {
     #[inline]
     fn drop(&mut self) {
-        // SAFETY: By the type invariants this task holds the current CPU's lock.
-        unsafe { bindings::local_unlock(self.lock.lock_ptr()) };
+        // SAFETY: By the type invariants this guard holds the lock of `slot`, its first field.
+        unsafe { bindings::local_lock_release(self.slot.cast()) };
         if self.irq {
             // SAFETY: By the type invariants the guard owns one level of the region.
             unsafe { bindings::local_interrupt_enable() };

@@ -163,10 +163,19 @@ impl<T: PerCpuCells> SharedPerCpu<T> {
     /// alignment is larger than [`MAX_ALIGN`](super::MAX_ALIGN) and [`ENOMEM`] if the allocation
     /// fails.
     ///
+    /// A `T` that implements [`Drop`] does not compile: the copies are never dropped, and
+    /// updates build a zeroed `T` on the stack to find a field's offset.
+    ///
     /// [`E2BIG`]: crate::error::code::E2BIG
     /// [`EINVAL`]: crate::error::code::EINVAL
     /// [`ENOMEM`]: crate::error::code::ENOMEM
     pub fn new(flags: Flags) -> Result<Self> {
+        const {
+            assert!(
+                !core::mem::needs_drop::<T>(),
+                "a SharedPerCpu struct must not implement Drop"
+            )
+        };
         // INVARIANT (of `RawPerCpu` users): the allocator zero-fills, and zero is a valid `T`.
         Ok(Self {
             raw: RawPerCpu::alloc(flags)?,

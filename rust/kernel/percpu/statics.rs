@@ -51,6 +51,14 @@ use core::cell::UnsafeCell;
 #[macro_export]
 macro_rules! define_per_cpu {
     ($(#[$attr:meta])* $vis:vis static $name:ident: $ty:ty = $init:expr;) => {
+        // C builds modules with `-mcmodel=large` (powerpc64 without PC-relative addressing) or
+        // `model("extreme")` per-CPU accesses (LoongArch) to reach the kernel's per-CPU area,
+        // which Rust code does not get: the module loader would truncate the address.
+        #[cfg(all(
+            MODULE,
+            any(CONFIG_LOONGARCH, all(CONFIG_PPC64, not(CONFIG_PPC_KERNEL_PCREL)))
+        ))]
+        ::core::compile_error!("define_per_cpu! is not supported in modules on this architecture");
         $(#[$attr])*
         #[cfg_attr(CONFIG_SMP, link_section = ".data..percpu")]
         $vis static $name: $ty = {
@@ -146,6 +154,14 @@ impl<T: Copy + Send> StaticPerCpu<T> {
     /// [`define_per_cpu!`](crate::define_per_cpu) defines it.
     #[doc(hidden)]
     pub const unsafe fn new_static_percpu(v: T) -> Self {
+        // The module loader aligns a module's per-CPU section to at most `PAGE_SIZE` (with a
+        // warning): a larger alignment would give misaligned copies.
+        const {
+            assert!(
+                core::mem::align_of::<Slot<T>>() <= crate::page::PAGE_SIZE,
+                "a static per-CPU value must not be aligned to more than PAGE_SIZE"
+            )
+        };
         // INVARIANT: The caller places the object in the per-CPU section.
         Self {
             template: Slot::new(v),
