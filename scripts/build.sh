@@ -5,6 +5,8 @@
 #   VARIANT=debug (default)  the test kernel, configs/*.config, in $CACHE/build
 #   VARIANT=prod             the production kernel for make bench, configs/vng.config +
 #                            configs/prod/*.config, in $CACHE/build-prod
+#   VARIANT=arm64|riscv64    the test kernel cross-built (same LLVM), in $CACHE/build-ARCH
+# Every variant adds configs/arch/<its architecture>.config.
 
 . "$(dirname "$0")/lib.sh"
 
@@ -16,8 +18,8 @@ mkdir -p "$B"
 key=$( (cat "${FRAGMENTS[@]}"; cat "$S/.pristine"; rustc --version; clang-19 --version | head -1) | sha256sum)
 if [ "$(cat "$B/.config-key" 2>/dev/null)" != "$key" ] || [ ! -f "$B/.config" ]; then
 	say "configuring $B ($VARIANT)"
-	make -s -C "$S" O="$B" LLVM=-19 rustavailable >/dev/null ||
-		{ make -C "$S" O="$B" LLVM=-19 rustavailable; die "Rust toolchain not usable (run scripts/setup.sh)"; }
+	kmake -s rustavailable >/dev/null ||
+		{ kmake rustavailable; die "Rust toolchain not usable (run scripts/setup.sh)"; }
 	kmake -s tinyconfig
 	"$S/scripts/kconfig/merge_config.sh" -m -O "$B" "$B/.config" "${FRAGMENTS[@]}" >/dev/null
 	kmake -s olddefconfig
@@ -33,6 +35,11 @@ if [ "$(cat "$B/.config-key" 2>/dev/null)" != "$key" ] || [ ! -f "$B/.config" ];
 		echo "WARNING: rustc is not $RUST_PIN: CONFIG_RUST_INLINE_HELPERS cannot be set" >&2
 		missing=("${missing[@]/CONFIG_RUST_INLINE_HELPERS=y/}")
 	fi
+	# 7.3 inlines C helpers into Rust only on arm64 and x86_64 (lib/Kconfig.debug); elsewhere
+	# every helper is a call.
+	if [ "$KARCH" = riscv ]; then
+		missing=("${missing[@]/CONFIG_RUST_INLINE_HELPERS=y/}")
+	fi
 	for m in "${missing[@]}"; do
 		[ -n "$m" ] && echo "error: .config lacks '$m' (a dependency is missing, or something selects it)" >&2
 	done
@@ -43,7 +50,7 @@ fi
 say "building in $B (log: $B/build.log)"
 start=$(date +%s)
 set +e
-kmake -j"$JOBS" bzImage modules 2>&1 | tee "$B/build.log" |
+kmake -j"$JOBS" "$KIMAGE" modules 2>&1 | tee "$B/build.log" |
 	grep --line-buffered -vE '^make\[|^  (GEN|UPD|SYNC)' 
 rc=${PIPESTATUS[0]}
 set -e

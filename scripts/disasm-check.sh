@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
 # SPDX-License-Identifier: GPL-2.0
-# Instruction-level checks, one "case NAME pass|fail" line each: per-CPU adds in a module
-# (dynamic, static, a field of a shared struct) compile to one `add %reg, %gs:(...)` and no call;
-# xchg/cmpxchg have no lock prefix; SpinLockIrqSave calls only C's irqsave pair; every C helper
-# is inlined. Symbol check: the DeferredPerCpuNum work function is in the kernel crate, not in
-# the module.
+# Instruction-level checks, one "case NAME pass|fail" line each. On x86_64: per-CPU adds in a
+# module (dynamic, static, a field of a shared struct) compile to one `add %reg, %gs:(...)` and
+# no call; xchg/cmpxchg have no lock prefix; SpinLockIrqSave calls only C's irqsave pair. On
+# arm64 and riscv64 (VARIANT=arm64|riscv64): the same adds are no longer than C's
+# this_cpu_add() compiled with the kernel's flags and call nothing C's does not. Everywhere:
+# every C helper is inlined, and the DeferredPerCpuNum work function is in the kernel crate,
+# not in the module.
 . "$(dirname "$0")/lib.sh"
 obj=$B/samples/rust/rust_percpu_lockdep.o
 [ -f "$obj" ] || die "$obj not built"
@@ -58,6 +60,75 @@ check_cmpxchg() { # case symbol-substring what
 	fi
 }
 
+# The kernel's C this_cpu_add() on a u64: the helper compiled as C with the flags the kernel used
+# for helpers_module.bc (object code instead of bitcode), in $B/c-helpers.o; without helper
+# inlining, the helpers' own object file.
+c_helpers() {
+	local cmd
+	if [ ! -f "$B/rust/helpers/.helpers_module.bc.cmd" ]; then
+		cp "$B/rust/helpers/helpers.o" "$B/c-helpers.o"
+		return
+	fi
+	cmd=$(sed -n 's/^savedcmd_[^ ]* := //p' "$B/rust/helpers/.helpers_module.bc.cmd" |
+		sed -e 's/ -emit-llvm//' -e 's/ -Wp,-MMD,[^ ]*//' -e 's/ -o [^ ]*/ -o c-helpers.o/')
+	[ -n "$cmd" ] && (cd "$B" && eval "$cmd") 2>/dev/null
+}
+
+# Other architectures: a per-CPU add in a module against C's this_cpu_add(): at most as many
+# instructions (but for two) and no call that C does not make (with CONFIG_PREEMPT, C's
+# preempt_enable_notrace() has one: preempt_schedule_notrace()).
+insns() { # object symbol: "COUNT CALLS BRANCHES", CALLS the sorted call relocation targets
+	local a sz dis
+	# By address range: on riscv64 local labels (.Lpcrel_hi*) split a function into "symbols".
+	read -r a sz < <(llvm-nm-19 -S --defined-only "$1" | awk -v s="$2" '$4 == s { print $1, $2; exit }')
+	[ -n "$a" ] || { echo "0 - 0"; return; }
+	dis=$(llvm-objdump-19 -d -r --no-show-raw-insn --start-address="0x$a" \
+		--stop-address="$((16#$a + 16#$sz))" "$1" | grep -E '^\s+[0-9a-f]+:' |
+		sed -E 's/^\s*[0-9a-f]+:\s*//')
+	echo "$dis" | grep -vE '^R_' | sed 's/^/    /' >&2
+	printf '%s %s %s\n' \
+		"$(echo "$dis" | grep -vE '^R_|^\s*(nop|ret|paciasp|autiasp|hint|bti)\b' | grep -c .)" \
+		"$(echo "$dis" | grep -oE '^R_(AARCH64_(CALL26|JUMP26)|RISCV_(CALL|CALL_PLT|JAL))\s+\S+' |
+			awk '{ print $2 }' | sort -u | paste -sd, - | grep . || echo -)" \
+		"$(echo "$dis" | grep -cE '^\s*(b\.[a-z]+|cbn?z|tbn?z|beqz?|bnez?|bltu?|bgeu?|blez|bgez|bltz|bgtz)\s' || true)"
+}
+check_like_c() { # case symbol-substring what
+	local sym rn rc rb cn cc cb extra
+	sym=$(llvm-nm-19 --defined-only "$obj" | awk -v s="$2" '$3 ~ s && !f { print $3; f = 1 }')
+	echo "$3:"
+	insns "$obj" "$sym" 2>&1 >/dev/null
+	read -r rn rc rb < <(insns "$obj" "$sym" 2>/dev/null)
+	echo "C this_cpu_add() on a u64:"
+	insns "$B/c-helpers.o" rust_helper_this_cpu_add_u64 2>&1 >/dev/null
+	read -r cn cc cb < <(insns "$B/c-helpers.o" rust_helper_this_cpu_add_u64 2>/dev/null)
+	[ "$rc" != - ] || rc=
+	[ "$cc" != - ] || cc=
+	extra=$(comm -23 <(echo "$rc" | tr , '\n' | grep . | sort) <(echo "$cc" | tr , '\n' | grep . | sort) |
+		paste -sd, -)
+	if ! grep -qx CONFIG_RUST_INLINE_HELPERS=y "$B/.config"; then
+		# Without helper inlining (7.3 has it only on arm64 and x86_64) the add is straight-line
+		# code that ends in one call of C's helper, whose body is C's this_cpu_add().
+		if [ -n "$sym" ] && [[ $rc =~ ^rust_helper_this_cpu_add_u(32|64)$ ]] && [ "$rb" = 0 ]; then
+			result "$1" pass "($rn instructions, no branch, one call: $rc; C's body $cn)"
+		else
+			result "$1" fail "($rn instructions, $rb branches, calls: ${rc:-none})"
+		fi
+	elif [ -n "$sym" ] && [ "${rn:-0}" -gt 0 ] && [ "$rn" -le $((cn + 2)) ] && [ -z "$extra" ]; then
+		result "$1" pass "($rn instructions, C $cn; calls: ${rc:-none}, C: ${cc:-none})"
+	else
+		result "$1" fail "($rn instructions, C $cn; calls not in C: ${extra:-none})"
+	fi
+}
+
+if [ "$KARCH" != x86 ]; then
+	c_helpers || die "could not compile the C helpers for comparison"
+	check_like_c percpu_num_add_like_c rust_percpu_lockdep_add_u64 'PerCpuNum::<u64>::add'
+	check_like_c static_percpu_add_like_c rust_percpu_lockdep_static_add_u64 \
+		'StaticPerCpuNum::<u64>::add (a static per-CPU variable of the module)'
+	check_like_c shared_percpu_field_add_like_c rust_percpu_lockdep_shared_add_u32 \
+		'SharedPerCpu::add(|c| &c.a, v)'
+	rm -f "$B/c-helpers.o"
+else
 check_add percpu_num_add_one_gs_add rust_percpu_lockdep_add_u64 'PerCpuNum::<u64>::add'
 check_add static_percpu_add_one_gs_add rust_percpu_lockdep_static_add_u64 \
 	'StaticPerCpuNum::<u64>::add (a static per-CPU variable of the module)'
@@ -85,6 +156,7 @@ if [ "$targets" = "_raw_spin_lock_irqsave _raw_spin_unlock_irqrestore" ] && [ "$
 else
 	result irqsave_calls_c_pair_only fail "(calls: $targets)"
 fi
+fi
 # With CONFIG_RUST_INLINE_HELPERS every C helper is inlined into the kernel crate.
 if grep -qx CONFIG_RUST_INLINE_HELPERS=y "$B/.config"; then
 	left=$(llvm-nm-19 -u "$B/rust/kernel.o" | grep -c rust_helper || true)
@@ -106,11 +178,8 @@ else
 fi
 [ "$ok" = 1 ] || exit 1
 
-# For comparison: C's this_cpu_add() on a u64, i.e. the helper compiled as C with the same
-# flags the kernel used for helpers_module.bc (object code instead of bitcode).
-cmd=$(sed -n 's/^savedcmd_[^ ]* := //p' "$B/rust/helpers/.helpers_module.bc.cmd" |
-	sed -e 's/ -emit-llvm//' -e 's/ -Wp,-MMD,[^ ]*//' -e 's/ -o [^ ]*/ -o c-helpers.o/')
-if [ -n "$cmd" ] && (cd "$B" && eval "$cmd") 2>/dev/null; then
+# For comparison: C's this_cpu_add() on a u64.
+if [ "$KARCH" = x86 ] && c_helpers; then
 	echo "C this_cpu_add() (rust_helper_this_cpu_add_u64 compiled as C):"
 	llvm-objdump-19 -d --no-show-raw-insn --no-leading-addr \
 		--disassemble-symbols=rust_helper_this_cpu_add_u64 "$B/c-helpers.o" |

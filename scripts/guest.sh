@@ -7,13 +7,9 @@ set -u
 boot=$1 out=$2 mods=$3
 mkdir -p "$out"
 mountpoint -q /sys/kernel/debug || mount -t debugfs none /sys/kernel/debug
-sample=$mods/samples/rust/rust_percpu.ko
-selftest=$mods/samples/rust/rust_percpu_lockdep.ko
+. "$(dirname "$0")/guest-common.sh"
 rnull=$mods/drivers/block/rnull/rnull_mod.ko
 CFG=/sys/kernel/config/rnull
-log() { echo "guest: $*"; echo "guest: $*" >/dev/kmsg; }
-res() { echo "$1 $2" >>"$out/cases"; }  # NAME pass|fail
-: >"$out/cases"
 
 # rnull helpers. rnull_on NAME [ATTR=VALUE...]: create and power on a device, print its node.
 rnull_on() {
@@ -182,12 +178,7 @@ rnull_tests() {
 
 case $boot in
 clean)
-	# Built-in suites and doctests ran at boot; keep every KTAP document.
-	mkdir -p "$out/ktap"
-	for d in /sys/kernel/debug/kunit/*/; do
-		s=$(basename "$d")
-		cp "$d/results" "$out/ktap/$s.ktap"
-	done
+	guest_ktap
 	# This boot has 4 vCPUs, 3 brought up at boot (maxcpus=3): the KUnit hotplug suite found
 	# CPU 3 possible but offline and brought it online and offline again. Under KVM, CPUs 4-7
 	# are possible but absent, and add_cpu()/remove_cpu() gave ENODEV for each.
@@ -202,37 +193,7 @@ clean)
 		res possible_cpu_offline_at_boot fail
 	fi
 	[ "$absent" = 0 ] || res possible_cpus_absent_enodev pass
-	ok=pass
-	for i in 1 2 3 4 5; do
-		insmod "$sample" ops=$((200 * i)) || ok=fail
-		grep -q '^rust_percpu ' /proc/modules || ok=fail
-		rmmod rust_percpu || ok=fail
-	done
-	res sample_load_unload_x5 $ok
-	ok=pass
-	for bad in ops=0 ops=1000001 op_bytes=0 inflight_limit=-1; do
-		if insmod "$sample" $bad 2>/dev/null; then ok=fail; rmmod rust_percpu; fi
-	done
-	grep -q '^rust_percpu ' /proc/modules && ok=fail
-	dmesg | grep -q 'invalid ops=0: must be within 1..=1000000' || ok=fail
-	res sample_rejects_bad_params $ok
-	if insmod "$selftest" scenario=7 2>/dev/null; then res selftest_rejects_bad_param fail; rmmod rust_percpu_lockdep
-	else res selftest_rejects_bad_param pass; fi
-	if insmod "$selftest" && dmesg | grep -q 'all safe scenarios done'; then
-		res safe_scenarios pass
-	else
-		res safe_scenarios fail
-	fi
-	rmmod rust_percpu_lockdep 2>/dev/null
-	# A DeferredPerCpuNum work item must run no code of the module that queued it: hold its
-	# worker inside the work function, unload the module, then release the worker.
-	ok=pass
-	insmod "$selftest" deferred_unload=1 || ok=fail
-	rmmod rust_percpu_lockdep || ok=fail
-	insmod "$selftest" deferred_unload=2 || ok=fail
-	rmmod rust_percpu_lockdep 2>/dev/null
-	dmesg | grep -q 'deferred_unload: worker finished after unload' || ok=fail
-	res deferred_work_after_module_unload $ok
+	guest_modules
 	rnull_tests
 	;;
 detect-rnull)
@@ -246,10 +207,7 @@ detect-rnull)
 	sleep 1
 	;;
 detect-*)
-	n=${boot#detect-}
-	insmod "$selftest" scenario="$n"
-	echo "insmod=$?" >"$out/insmod"
-	sleep 1
+	guest_detect "${boot#detect-}"
 	;;
 run)
 	log "insmod rust_percpu.ko"
@@ -258,8 +216,6 @@ run)
 	rmmod rust_percpu && dmesg | grep -E 'rust_percpu.*exit' | sed 's/^/  /'
 	;;
 esac
-grep -E '^ *debug_locks:' /proc/lockdep_stats >"$out/lockdep_stats" 2>/dev/null
-dmesg >"$out/dmesg"
+guest_finish
 [ "$boot" = run ] && { echo "lockdep: $(cat "$out/lockdep_stats")"; }
-sync
 exit 0

@@ -6,19 +6,31 @@ set -euo pipefail
 TOP=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 CACHE=${CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/rust-percpu}
 # Build variant: debug (the test kernel: lockdep, KUnit) or prod (no lock debugging, for
-# make bench). Each has its own build tree; both use the one overlaid source tree $S.
+# make bench), both x86_64; arm64 and riscv64 are the debug kernel cross-built for those
+# architectures. Each has its own build tree; all use the one overlaid source tree $S.
 VARIANT=${VARIANT:-debug}
+KARCH=x86 KIMAGE=bzImage
 case $VARIANT in
 debug)
 	B=${B:-$CACHE/build}    # kernel build tree (O=)
-	FRAGMENTS=("$TOP"/configs/*.config)
+	FRAGMENTS=("$TOP"/configs/*.config "$TOP/configs/arch/x86_64.config")
 	;;
 prod)
 	B=${B:-$CACHE/build-prod}
-	FRAGMENTS=("$TOP/configs/vng.config" "$TOP"/configs/prod/*.config)
+	FRAGMENTS=("$TOP/configs/vng.config" "$TOP"/configs/prod/*.config "$TOP/configs/arch/x86_64.config")
+	;;
+arm64)
+	B=${B:-$CACHE/build-arm64}
+	FRAGMENTS=("$TOP"/configs/*.config "$TOP/configs/arch/arm64.config")
+	KARCH=arm64 KIMAGE=Image
+	;;
+riscv64)
+	B=${B:-$CACHE/build-riscv64}
+	FRAGMENTS=("$TOP"/configs/*.config "$TOP/configs/arch/riscv64.config")
+	KARCH=riscv KIMAGE=Image
 	;;
 *)
-	echo "error: unknown VARIANT=$VARIANT (debug or prod)" >&2
+	echo "error: unknown VARIANT=$VARIANT (debug, prod, arm64 or riscv64)" >&2
 	exit 1
 	;;
 esac
@@ -61,4 +73,15 @@ vm_accel_args() { # the vng arguments for vm_accel
 	[ "$(vm_accel)" = kvm ] || echo --disable-kvm
 }
 die() { printf 'error: %s\n' "$*" >&2; exit 1; }
-kmake() { make -C "$S" O="$B" LLVM=-19 "$@"; }
+# boot_result DIR RC START LABEL: record a boot's exit status, say how it went, and show the
+# console's tail when it failed.
+boot_result() {
+	echo "$2" >"$1/rc"
+	say "boot $4: exit $2 in $(( $(date +%s) - $3 ))s"
+	if [ "$2" != 0 ]; then
+		echo "--- tail of $1/console ---" >&2
+		tail -25 "$1/console" >&2
+	fi
+}
+kmake() { make -C "$S" O="$B" ARCH="$KARCH" LLVM=-19 "$@"; }
+kimage() { echo "$B/arch/$KARCH/boot/$KIMAGE"; }

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # SPDX-License-Identifier: GPL-2.0
-# make lint: the kernel's own gates on the overlaid tree and the patch series, each reported
-# by name. Only findings in the project's files count (the tree's own are not ours to fix).
+# make lint: the kernel's own gates (rustfmt, WERROR, clippy, rustdoc, htmldocs, checkpatch)
+# on the overlaid tree and the patch series, each reported by name. Only findings in the
+# project's files count (the tree's own are not ours to fix).
 
 . "$(dirname "$0")/lib.sh"
 
@@ -64,6 +65,20 @@ if [ -z "$hits" ] && [ -f "$B/Documentation/output/rust/rustdoc/kernel/percpu/in
 	gate rustdoc pass
 else
 	gate rustdoc fail "$(echo "$hits" | grep -c . ) findings, see $L/rustdoc.txt"
+fi
+
+# Sphinx (make htmldocs) over Documentation/rust/: no warning or error from our page.
+if command -v sphinx-build >/dev/null; then
+	kmake SPHINXDIRS=rust htmldocs >"$L/htmldocs.txt" 2>&1
+	rc=$?
+	hits=$(grep -E 'Documentation/rust/percpu\.rst:.*(WARNING|ERROR|CRITICAL|SEVERE)' "$L/htmldocs.txt" || true)
+	if [ "$rc" = 0 ] && [ -z "$hits" ] && [ -f "$B/Documentation/output/rust/percpu.html" ]; then
+		gate htmldocs pass "(Documentation/rust/percpu.rst)"
+	else
+		gate htmldocs fail "$(echo "$hits" | grep -c .) findings (exit $rc), see $L/htmldocs.txt"
+	fi
+else
+	gate htmldocs fail "sphinx-build not found (package: python3-sphinx)"
 fi
 
 # checkpatch --strict on every patch of the series: no errors or warnings.

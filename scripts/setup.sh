@@ -7,7 +7,8 @@
 
 APT_PKGS="clang-19 lld-19 llvm-19 libclang-19-dev flex bison bc libelf-dev libssl-dev
 	xz-utils cpio python3 python3-venv make qemu-system-x86 busybox-static udev kmod
-	file patch curl ca-certificates"
+	file patch curl ca-certificates qemu-system-arm qemu-system-misc
+	python3-sphinx"
 
 missing=()
 for p in $APT_PKGS; do
@@ -54,7 +55,9 @@ fi
 
 # Tool -> where it comes from, for the error message.
 for tp in clang-19:clang-19 ld.lld-19:lld-19 llvm-nm-19:llvm-19 llvm-objdump-19:llvm-19 \
-	qemu-system-x86_64:qemu-system-x86 busybox:busybox-static udevadm:udev insmod:kmod \
+	qemu-system-x86_64:qemu-system-x86 qemu-system-aarch64:qemu-system-arm \
+	qemu-system-riscv64:qemu-system-misc sphinx-build:python3-sphinx \
+	busybox:busybox-static udevadm:udev insmod:kmod \
 	bindgen:"bindgen-cli (cargo install --locked bindgen-cli)" vng:"virtme-ng (pip, in $VENV)"; do
 	t=${tp%%:*}
 	command -v "$t" >/dev/null || [ -x "/bin/$t" ] || [ -x "/sbin/$t" ] ||

@@ -28,11 +28,5 @@ vm() {
 		</dev/null >"$dir/out" 2>"$dir/console"
 	rc=$?
 	set -e
-	echo "$rc" >"$dir/rc"
-	say "boot $boot ($(vm_accel)): exit $rc in $(( $(date +%s) - start ))s"
-	if [ "$rc" != 0 ]; then
-		echo "--- tail of $dir/console ---" >&2
-		tail -25 "$dir/console" >&2
-	fi
-	return 0
+	boot_result "$dir" "$rc" "$start" "$boot ($(vm_accel))"
 }

@@ -1,0 +1,102 @@
+# SPDX-License-Identifier: GPL-2.0
+# The verdict of a test boot, shared by every configuration; sourced after lib.sh by check.sh
+# and check-cross.sh, which define record SUITE CASE pass|fail|skip [DETAIL].
+
+# Must-detect scenarios: boot name, report strings (all must appear), lock class of the scenario.
+declare -A EXPECT=(
+	[detect-1]='possible circular locking dependency|fs_reclaim|lockdep_seed000_fs_lock'
+	[detect-2]='inconsistent lock state|IN-HARDIRQ-W|lockdep_seed001_outer'
+	[detect-3]='sleeping function called from invalid context|lockdep_seed002_queue'
+	[detect-4]='possible recursive locking detected|fs_reclaim|lockdep_seed004_loop_lock'
+	[detect-5]='inconsistent lock state|IN-HARDIRQ-W|lockdep_order_b'
+	[detect-6]='inconsistent lock state|IN-HARDIRQ-W|lockdep_local_lock'
+	[detect-rnull]='sleeping function called from invalid context|queue_rq_callback|rnull_mod'
+)
+declare -A NAME=(
+	[detect-1]=detect_seed000_reclaim_cycle
+	[detect-2]=detect_seed001_irq_reenabled
+	[detect-3]=detect_seed002_atomic_alloc
+	[detect-4]=detect_seed004_io_reclaim_recursion
+	[detect-5]=detect_irqsave_out_of_order
+	[detect-6]=detect_local_lock_irq_inconsistent
+	[detect-rnull]=detect_seed002_rnull_queue_rq_alloc
+)
+BAD_RE='possible circular locking dependency|inconsistent lock state|irq lock inversion|-safe -> .*-unsafe lock order|possible recursive locking|Invalid wait context|bad unlock balance|held lock freed|still has locks held|non-static key|DEBUG_LOCKS_WARN_ON|turning off the locking correctness validator|sleeping function called from invalid context|scheduling while atomic|in preemptible \[|called with IRQs enabled|cut here|Kernel panic|Oops|BUG: |ODEBUG|WARNING:|enqueued on deprecated workqueue'
+
+# KUnit cases allowed to report SKIP (suite.case); any other skip fails.
+EXPECTED_SKIPS=${EXPECTED_SKIPS:-rust_kernel_kunit.rust_test_kunit_always_disabled_test}
+boot_ok() { # dir: did the guest script run to the end?
+	[ "$(cat "$1/rc" 2>/dev/null)" = 0 ] && [ -s "$1/dmesg" ]
+}
+
+verdict() { # BOOT DIR: the boot's cases, by record()
+	local boot=$1 dir=$2 n k s st c hits ok missing w want
+	if ! boot_ok "$dir"; then
+		record "$boot" boot fail "exit $(cat "$dir/rc"), see $dir/console"
+		return
+	fi
+	if [ "$boot" = clean ]; then
+		n=0
+		for k in "$dir"/ktap/*.ktap; do
+			[ -e "$k" ] || continue
+			s=$(basename "$k" .ktap)
+			python3 "$S/tools/testing/kunit/kunit.py" parse --json="$dir/ktap/$s.json" \
+				"$k" >"$dir/ktap/$s.parse" 2>&1 || true
+			if [ ! -s "$dir/ktap/$s.json" ]; then
+				record "$s" parse fail "kunit.py parse failed"
+				continue
+			fi
+			while read -r st c; do
+				n=$((n + 1))
+				if [ "$st" = skip ] && ! [[ " $EXPECTED_SKIPS " == *" $s.$c "* ]]; then
+					record "$s" "$c" fail "unexpected SKIP"
+				else
+					record "$s" "$c" "$st"
+				fi
+			done < <(python3 - "$dir/ktap/$s.json" <<'PY'
+import json, sys
+d = json.load(open(sys.argv[1]))
+def walk(t):
+    sub = t.get("sub_groups") or []
+    for g in sub:
+        yield from walk(g)
+    for c in t.get("test_cases") or []:
+        st = c.get("status")
+        yield ({"PASS": "pass", "SKIP": "skip"}.get(st, "fail"), c.get("name"))
+for st, name in walk(d):
+    print(st, name)
+PY
+)
+		done
+		[ "$n" -gt 0 ] || record kunit "any test case" fail "no KUnit results"
+		while read -r c st; do record selftest "$c" "$st"; done <"$dir/cases"
+		hits=$(grep -E "$BAD_RE" "$dir/dmesg" | head -3 || true)
+		if [ -n "$hits" ]; then
+			record lockdep clean_boot_no_reports fail "$(echo "$hits" | head -1)"
+		else
+			record lockdep clean_boot_no_reports pass
+		fi
+		if grep -Eq '^ *debug_locks: +1$' "$dir/lockdep_stats"; then
+			record lockdep clean_boot_debug_locks_1 pass
+		else
+			record lockdep clean_boot_debug_locks_1 fail "$(cat "$dir/lockdep_stats")"
+		fi
+	else
+		ok=pass missing=
+		IFS='|' read -ra want <<<"${EXPECT[$boot]}"
+		for w in "${want[@]}"; do
+			grep -q -- "$w" "$dir/dmesg" || { ok=fail; missing+="'$w' "; }
+		done
+		record lockdep "${NAME[$boot]}" $ok "${missing:+missing $missing}"
+		# The report's call chain is one a developer can trust: the unwinder (ORC on x86_64,
+		# frame records on arm64, frame pointers on riscv64) reaches the scenario's module
+		# with reliable entries (x86_64 marks the others, stale stack words, with "? ").
+		n=$(awk '/Call [Tt]race:/ { f = 1; next } f && ++k > 80 { exit } f' "$dir/dmesg" |
+			grep -cE '^\[ *[0-9.]+\] +[^ ?].*\[(rust_percpu_lockdep|rnull_mod)\]$' || true)
+		if [ "$n" -gt 0 ]; then
+			record lockdep "${NAME[$boot]}_reliable_chain" pass "($n reliable frames in the module)"
+		else
+			record lockdep "${NAME[$boot]}_reliable_chain" fail "(no reliable frame in the module)"
+		fi
+	fi
+}

@@ -1,0 +1,95 @@
+# SPDX-License-Identifier: GPL-2.0
+# Boot helper for the cross-built kernels (VARIANT=arm64|riscv64); sourced after lib.sh.
+# virtme-ng runs the host's (x86_64) programs in the guest, so these boots use QEMU directly:
+# an initramfs with Debian's static busybox for the guest architecture, the checkout and the
+# build tree shared read-only over 9p, and an output directory shared read-write.
+
+XVM_TIMEOUT=${XVM_TIMEOUT:-900}
+
+# busybox_static DEBARCH: path of a static busybox for that Debian architecture, fetched once
+# with a private apt state (the machine's apt configuration is left alone).
+busybox_static() {
+	local arch=$1 d=$CACHE/busybox-$1 A APT mirror
+	if [ ! -x "$d/bin/busybox" ]; then
+		A=$CACHE/apt-$arch
+		mkdir -p "$A/lists/partial" "$A/cache/archives/partial" "$d"
+		mirror=$(awk '$1 == "URIs:" { print $2; exit }' /etc/apt/sources.list.d/debian.sources 2>/dev/null || true)
+		[ -n "$mirror" ] || mirror=http://deb.debian.org/debian
+		echo "deb $mirror trixie main" >"$A/sources.list"
+		APT=(-o "Dir::Etc::sourcelist=$A/sources.list" -o Dir::Etc::sourceparts=/nonexistent
+		     -o "Dir::State::Lists=$A/lists" -o "Dir::Cache=$A/cache" -o Debug::NoLocking=1
+		     -o "APT::Architecture=$arch" -o "APT::Architectures::=$arch")
+		say "downloading Debian busybox-static for $arch"
+		apt-get "${APT[@]}" update -qq 2>/dev/null || die "apt-get update for $arch failed"
+		(cd "$A" && apt-get "${APT[@]}" download "busybox-static:$arch" >/dev/null 2>&1) ||
+			die "could not download busybox-static:$arch"
+		rm -rf "$A/x" && dpkg-deb -x "$(ls "$A"/busybox-static_*.deb | tail -1)" "$A/x"
+		mkdir -p "$d/bin"
+		cp "$(find "$A/x" -path '*bin/busybox' -type f | head -1)" "$d/bin/busybox" ||
+			die "no busybox in busybox-static:$arch"
+	fi
+	echo "$d/bin/busybox"
+}
+
+# The initramfs: busybox and an /init that mounts the shares and runs guest-cross.sh.
+xvm_initramfs() { # DEBARCH -> path of the cpio archive
+	local bb root=$B/xvm-root
+	bb=$(busybox_static "$1")
+	rm -rf "$root"; mkdir -p "$root/bin" "$root/dev" "$root/proc" "$root/sys" "$root/tmp" \
+		"$root/top" "$root/mods" "$root/out"
+	cp "$bb" "$root/bin/busybox"
+	cat >"$root/init" <<-'INIT'
+	#!/bin/busybox sh
+	/bin/busybox --install -s /bin
+	export PATH=/bin
+	mount -t proc proc /proc
+	mount -t sysfs sys /sys
+	mount -t devtmpfs dev /dev
+	mount -t debugfs none /sys/kernel/debug
+	o=trans=virtio,version=9p2000.L,msize=262144
+	mount -t 9p -o "$o,ro" top /top && mount -t 9p -o "$o,ro" mods /mods &&
+		mount -t 9p -o "$o" out /out
+	boot=$(sed -n 's/.* xboot=\([^ ]*\).*/\1/p' /proc/cmdline)
+	sh /top/scripts/guest-cross.sh "$boot" /out /mods
+	echo $? >/out/guest-rc
+	sync
+	poweroff -f
+	INIT
+	chmod +x "$root/init"
+	(cd "$root" && find . | cpio -o -H newc --quiet) >"$B/xvm-initramfs.cpio"
+	echo "$B/xvm-initramfs.cpio"
+}
+
+# xvm BOOT: boot the cross-built kernel, run guest-cross.sh BOOT; output in $ART/$VARIANT-BOOT,
+# laid out as vm() lays out its boots (dmesg, cases, ktap/, lockdep_stats, rc).
+# The clean boot has 4 CPUs of which 3 come online at boot (maxcpus=3), as on x86_64.
+xvm() {
+	local boot=$1 dir=$ART/$VARIANT-$1 rc start initrd cpus=2 append=
+	local qemu machine console debarch
+	case $VARIANT in
+	arm64)
+		qemu=qemu-system-aarch64 machine=(-M virt -cpu max,pauth-impdef=on)
+		console=ttyAMA0 debarch=arm64 ;;
+	riscv64)
+		qemu=qemu-system-riscv64 machine=(-M virt -bios default)
+		console=ttyS0 debarch=riscv64 ;;
+	*) die "xvm: VARIANT=$VARIANT is not a cross-built kernel" ;;
+	esac
+	[ "$boot" != clean ] || { cpus=4 append=maxcpus=3; }
+	initrd=$(xvm_initramfs "$debarch")
+	rm -rf "$dir"; mkdir -p "$dir"
+	start=$(date +%s)
+	set +e
+	timeout -k 10 "$XVM_TIMEOUT" "$qemu" "${machine[@]}" -smp "$cpus" -m 2G \
+		-nographic -no-reboot -kernel "$(kimage)" -initrd "$initrd" \
+		-append "console=$console loglevel=7 panic=-1 $append xboot=$boot" \
+		-virtfs "local,path=$TOP,mount_tag=top,security_model=none,readonly=on" \
+		-virtfs "local,path=$B,mount_tag=mods,security_model=none,readonly=on" \
+		-virtfs "local,path=$dir,mount_tag=out,security_model=none" \
+		</dev/null >"$dir/console" 2>&1
+	rc=$?
+	set -e
+	# The guest's own verdict: the guest script ran to its end.
+	[ "$rc" != 0 ] || [ "$(cat "$dir/guest-rc" 2>/dev/null)" = 0 ] || rc=1
+	boot_result "$dir" "$rc" "$start" "$VARIANT $boot (tcg)"
+}
