@@ -93,14 +93,13 @@ insns() { # object symbol: "COUNT CALLS BRANCHES", CALLS the sorted call relocat
 		"$(echo "$dis" | grep -cE '^\s*(b\.[a-z]+|cbn?z|tbn?z|beqz?|bnez?|bltu?|bgeu?|blez|bgez|bltz|bgtz)\s' || true)"
 }
 check_like_c() { # case symbol-substring what
-	local sym rn rc rb cn cc cb extra
+	local sym rn rc rb cn cc extra
 	sym=$(llvm-nm-19 --defined-only "$obj" | awk -v s="$2" '$3 ~ s && !f { print $3; f = 1 }')
+	# insns prints its listing on stderr (with stdout, the check's output) and its summary here.
 	echo "$3:"
-	insns "$obj" "$sym" 2>&1 >/dev/null
-	read -r rn rc rb < <(insns "$obj" "$sym" 2>/dev/null)
+	read -r rn rc rb < <(insns "$obj" "$sym")
 	echo "C this_cpu_add() on a u64:"
-	insns "$B/c-helpers.o" rust_helper_this_cpu_add_u64 2>&1 >/dev/null
-	read -r cn cc cb < <(insns "$B/c-helpers.o" rust_helper_this_cpu_add_u64 2>/dev/null)
+	read -r cn cc _ < <(insns "$B/c-helpers.o" rust_helper_this_cpu_add_u64)
 	[ "$rc" != - ] || rc=
 	[ "$cc" != - ] || cc=
 	extra=$(comm -23 <(echo "$rc" | tr , '\n' | grep . | sort) <(echo "$cc" | tr , '\n' | grep . | sort) |

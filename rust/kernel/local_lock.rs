@@ -293,7 +293,9 @@ pub struct LocalLockGuard<'a, T> {
 }
 
 impl<T> LocalLockGuard<'_, T> {
-    /// Returns the CPU whose value this is.
+    /// Returns the CPU the task runs on: the CPU whose value this is, unless a bug (sleeping while
+    /// holding the lock) moved the task, in which case the value stays that of the CPU the lock
+    /// was taken on.
     #[inline]
     pub fn cpu(&self) -> PossibleCpu {
         PossibleCpu::current()
