@@ -5,7 +5,9 @@
 #   VARIANT=debug (default)  the test kernel, configs/*.config, in $CACHE/build
 #   VARIANT=prod             the production kernel for make bench, configs/vng.config +
 #                            configs/prod/*.config, in $CACHE/build-prod
-#   VARIANT=arm64|riscv64    the test kernel cross-built (same LLVM), in $CACHE/build-ARCH
+#   VARIANT=arm64-rt|riscv64-kasan|riscv64-up
+#                            the test kernel cross-built (same LLVM) with one more dimension
+#                            (configs/matrix/rt.config, ...), in $CACHE/build-$VARIANT
 # Every variant adds configs/arch/<its architecture>.config.
 
 . "$(dirname "$0")/lib.sh"
@@ -23,13 +25,21 @@ if [ "$(cat "$B/.config-key" 2>/dev/null)" != "$key" ] || [ ! -f "$B/.config" ];
 	kmake -s tinyconfig
 	"$S/scripts/kconfig/merge_config.sh" -m -O "$B" "$B/.config" "${FRAGMENTS[@]}" >/dev/null
 	kmake -s olddefconfig
+	# Every setting of the fragments must hold; a later fragment overrides an earlier one
+	# (as merge_config.sh applies them), e.g. "# CONFIG_SMP is not set" in configs/matrix/up.config.
 	missing=()
-	for line in $(grep -h '^CONFIG_' "${FRAGMENTS[@]}"); do
-		grep -qx "$line" "$B/.config" || missing+=("$line")
-	done
-	# "# CONFIG_X is not set" in a fragment must hold too (e.g. no lockdep in prod).
-	for sym in $(sed -n 's/^# \(CONFIG_[A-Z0-9_]*\) is not set$/\1/p' "${FRAGMENTS[@]}"); do
-		if grep -q "^$sym=" "$B/.config"; then missing+=("# $sym is not set"); fi
+	declare -A want=()
+	while read -r line; do
+		case $line in
+		CONFIG_*=*) want[${line%%=*}]=$line ;;
+		"# CONFIG_"*" is not set") sym=${line#\# }; want[${sym%% *}]=$line ;;
+		esac
+	done < <(cat "${FRAGMENTS[@]}")
+	for sym in "${!want[@]}"; do
+		case ${want[$sym]} in
+		\#*) if grep -q "^$sym=" "$B/.config"; then missing+=("${want[$sym]}"); fi ;;
+		*) grep -qx "${want[$sym]}" "$B/.config" || missing+=("${want[$sym]}") ;;
+		esac
 	done
 	if [ "$(rustc --version | awk '{print $2}')" != "$RUST_PIN" ]; then
 		echo "WARNING: rustc is not $RUST_PIN: CONFIG_RUST_INLINE_HELPERS cannot be set" >&2

@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
 # SPDX-License-Identifier: GPL-2.0
-# The cross-architecture part of make check, for VARIANT=arm64 or riscv64: build the test kernel
-# for that architecture, check the per-CPU add's instructions, boot it clean and once per
-# must-detect scenario (scripts/xvm.sh), and give each boot's verdict as make check does on
-# x86_64. Prints one "row SUITE CASE pass|fail|skip [DETAIL]" line per case for check.sh.
+# The cross-architecture part of make check, for VARIANT=arm64-rt, riscv64-kasan or riscv64-up:
+# build the test kernel of that configuration, check the per-CPU add's instructions, boot it
+# clean and once per must-detect scenario (scripts/xvm.sh), and give each boot's verdict as make
+# check does on x86_64. Prints one "row SUITE CASE pass|fail|skip [DETAIL]" line per case for check.sh.
 #   NOBUILD=1, NOBOOT=1, BOOTS="..." as for check.sh
 
 . "$(dirname "$0")/lib.sh"

@@ -5,10 +5,12 @@
 #   x86_64  the debug kernel: disassembly, compile-fail cases, a clean boot (KUnit suites,
 #           doctests, sample, safe selftests, rnull) and one boot per must-detect scenario
 #   prod    the production kernel: Rust against C by instruction count (scripts/bench.sh)
-#   arm64, riscv64
-#           the debug kernel cross-built: disassembly, clean and must-detect boots under QEMU
+#   arm64-rt, riscv64-kasan, riscv64-up
+#           the debug kernel cross-built, each with one more dimension (PREEMPT_RT; KASAN and
+#           kmemleak with a load/unload stress under CPU hotplug; no SMP): disassembly, clean
+#           and must-detect boots under QEMU
 #   lint    the upstream gates (rustfmt, clippy, rustdoc, checkpatch, git am of the series)
-#   MATRIX="x86_64 arm64"        run only these configurations (default: all)
+#   MATRIX="x86_64 arm64-rt"     run only these configurations (default: all)
 #   BOOTS="clean detect-1 ..."   run only these boots (default: all)
 #   NOBUILD=1                    reuse the existing builds
 #   NOBOOT=1                     only re-evaluate the results of the last boots
@@ -18,12 +20,12 @@
 . "$TOP/scripts/vm.sh"
 . "$TOP/scripts/verdict.sh"
 
-MATRIX=${MATRIX:-x86_64 prod arm64 riscv64 lint}
+MATRIX=${MATRIX:-x86_64 prod arm64-rt riscv64-kasan riscv64-up lint}
 [ -z "${NOBENCH:-}" ] || MATRIX=${MATRIX//prod/}
 [ -z "${NOLINT:-}" ] || MATRIX=${MATRIX//lint/}
 in_matrix() { [[ " $MATRIX " == *" $1 "* ]]; }
 for c in $MATRIX; do
-	case $c in x86_64 | prod | arm64 | riscv64 | lint) ;; *) die "unknown configuration '$c' in MATRIX" ;; esac
+	case $c in x86_64 | prod | arm64-rt | riscv64-kasan | riscv64-up | lint) ;; *) die "unknown configuration '$c' in MATRIX" ;; esac
 done
 
 [ -n "${NOBUILD:-}" ] || "$TOP/scripts/setup.sh"
@@ -33,7 +35,7 @@ pass=0 fail=0 skip=0 CONFIG=x86_64
 rows=()
 declare -A cpass cfail cskip ctime
 record() { # suite case pass|fail|skip [detail], in configuration $CONFIG
-	rows+=("$(printf '%-8s %-28s %-44s %s %s' "$CONFIG" "$1" "$2" "$3" "${4:-}")")
+	rows+=("$(printf '%-13s %-28s %-44s %s %s' "$CONFIG" "$1" "$2" "$3" "${4:-}")")
 	case $3 in
 	pass) pass=$((pass + 1)) cpass[$CONFIG]=$((${cpass[$CONFIG]:-0} + 1)) ;;
 	skip) skip=$((skip + 1)) cskip[$CONFIG]=$((${cskip[$CONFIG]:-0} + 1)) ;;
@@ -85,7 +87,7 @@ if in_matrix prod; then
 fi
 
 # The debug kernel on the other architectures (scripts/check-cross.sh).
-for a in arm64 riscv64; do
+for a in arm64-rt riscv64-kasan riscv64-up; do
 	in_matrix $a || continue
 	CONFIG=$a
 	say "$a: build, disassembly, boots (log: $ART/$a.log)"
@@ -111,11 +113,11 @@ if in_matrix lint; then
 	config_done
 fi
 
-printf '\n%-8s %-28s %-44s %s\n' CONFIG SUITE CASE RESULT
+printf '\n%-13s %-28s %-44s %s\n' CONFIG SUITE CASE RESULT
 printf '%s\n' "${rows[@]}"
 echo
 for c in $MATRIX; do
-	printf '%-8s %4d passed, %d failed, %d skipped in %ds\n' "$c" "${cpass[$c]:-0}" \
+	printf '%-13s %4d passed, %d failed, %d skipped in %ds\n' "$c" "${cpass[$c]:-0}" \
 		"${cfail[$c]:-0}" "${cskip[$c]:-0}" "${ctime[$c]:-0}"
 done
 echo "$pass passed, $fail failed, $skip skipped"

@@ -6,8 +6,12 @@ set -euo pipefail
 TOP=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 CACHE=${CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/rust-percpu}
 # Build variant: debug (the test kernel: lockdep, KUnit) or prod (no lock debugging, for
-# make bench), both x86_64; arm64 and riscv64 are the debug kernel cross-built for those
-# architectures. Each has its own build tree; all use the one overlaid source tree $S.
+# make bench), both x86_64; the others are the debug kernel cross-built, each adding one
+# dimension of the configuration matrix (configs/matrix/):
+#   arm64-rt       arm64 with PREEMPT_RT
+#   riscv64-kasan  riscv64 with generic KASAN and kmemleak
+#   riscv64-up     riscv64 without SMP
+# Each has its own build tree; all use the one overlaid source tree $S.
 VARIANT=${VARIANT:-debug}
 KARCH=x86 KIMAGE=bzImage
 case $VARIANT in
@@ -19,18 +23,15 @@ prod)
 	B=${B:-$CACHE/build-prod}
 	FRAGMENTS=("$TOP/configs/vng.config" "$TOP"/configs/prod/*.config "$TOP/configs/arch/x86_64.config")
 	;;
-arm64)
-	B=${B:-$CACHE/build-arm64}
-	FRAGMENTS=("$TOP"/configs/*.config "$TOP/configs/arch/arm64.config")
-	KARCH=arm64 KIMAGE=Image
-	;;
-riscv64)
-	B=${B:-$CACHE/build-riscv64}
-	FRAGMENTS=("$TOP"/configs/*.config "$TOP/configs/arch/riscv64.config")
-	KARCH=riscv KIMAGE=Image
+arm64-rt | riscv64-kasan | riscv64-up)
+	B=${B:-$CACHE/build-$VARIANT}
+	FRAGMENTS=("$TOP"/configs/*.config "$TOP/configs/arch/${VARIANT%%-*}.config"
+		"$TOP/configs/matrix/${VARIANT#*-}.config")
+	KIMAGE=Image
+	case $VARIANT in arm64*) KARCH=arm64 ;; *) KARCH=riscv ;; esac
 	;;
 *)
-	echo "error: unknown VARIANT=$VARIANT (debug, prod, arm64 or riscv64)" >&2
+	echo "error: unknown VARIANT=$VARIANT (debug, prod, arm64-rt, riscv64-kasan or riscv64-up)" >&2
 	exit 1
 	;;
 esac

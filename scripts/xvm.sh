@@ -1,5 +1,6 @@
 # SPDX-License-Identifier: GPL-2.0
-# Boot helper for the cross-built kernels (VARIANT=arm64|riscv64); sourced after lib.sh.
+# Boot helper for the cross-built kernels (VARIANT=arm64-rt|riscv64-kasan|riscv64-up); sourced
+# after lib.sh.
 # virtme-ng runs the host's (x86_64) programs in the guest, so these boots use QEMU directly:
 # an initramfs with Debian's static busybox for the guest architecture, the checkout and the
 # build tree shared read-only over 9p, and an output directory shared read-write.
@@ -62,20 +63,25 @@ xvm_initramfs() { # DEBARCH -> path of the cpio archive
 
 # xvm BOOT: boot the cross-built kernel, run guest-cross.sh BOOT; output in $ART/$VARIANT-BOOT,
 # laid out as vm() lays out its boots (dmesg, cases, ktap/, lockdep_stats, rc).
-# The clean boot has 4 CPUs of which 3 come online at boot (maxcpus=3), as on x86_64.
+# The clean boot has 4 CPUs of which 3 come online at boot (maxcpus=3), as on x86_64 (one on
+# riscv64-up); on riscv64-kasan it ends with the load/unload stress (xstress=1, guest-cross.sh).
 xvm() {
 	local boot=$1 dir=$ART/$VARIANT-$1 rc start initrd cpus=2 append=
 	local qemu machine console debarch
 	case $VARIANT in
-	arm64)
+	arm64*)
 		qemu=qemu-system-aarch64 machine=(-M virt -cpu max,pauth-impdef=on)
 		console=ttyAMA0 debarch=arm64 ;;
-	riscv64)
+	riscv64*)
 		qemu=qemu-system-riscv64 machine=(-M virt -bios default)
 		console=ttyS0 debarch=riscv64 ;;
 	*) die "xvm: VARIANT=$VARIANT is not a cross-built kernel" ;;
 	esac
 	[ "$boot" != clean ] || { cpus=4 append=maxcpus=3; }
+	case $VARIANT in
+	*-up) cpus=1 append=xup=1 ;;
+	*-kasan) [ "$boot" != clean ] || append+=" xstress=1" ;;
+	esac
 	initrd=$(xvm_initramfs "$debarch")
 	rm -rf "$dir"; mkdir -p "$dir"
 	start=$(date +%s)

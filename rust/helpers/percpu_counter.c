@@ -64,3 +64,42 @@ rust_helper_percpu_counter_limited_add(struct percpu_counter *fbc, s64 limit,
 {
 	return percpu_counter_limited_add(fbc, limit, amount);
 }
+
+#ifndef CONFIG_SMP
+/*
+ * Without CONFIG_SMP these are static inline functions of the header (a percpu_counter is
+ * then a plain s64 and has no lock, so @key is not used).
+ */
+__rust_helper int
+rust_helper___percpu_counter_init_many(struct percpu_counter *fbc, s64 amount,
+				       gfp_t gfp, u32 nr_counters,
+				       struct lock_class_key *key)
+{
+	return percpu_counter_init_many(fbc, amount, gfp, nr_counters);
+}
+
+__rust_helper void
+rust_helper_percpu_counter_destroy_many(struct percpu_counter *fbc,
+					u32 nr_counters)
+{
+	percpu_counter_destroy_many(fbc, nr_counters);
+}
+
+__rust_helper void rust_helper_percpu_counter_set(struct percpu_counter *fbc,
+						  s64 amount)
+{
+	percpu_counter_set(fbc, amount);
+}
+
+__rust_helper void
+rust_helper_percpu_counter_add_batch(struct percpu_counter *fbc, s64 amount,
+				     s32 batch)
+{
+	percpu_counter_add_batch(fbc, amount, batch);
+}
+
+__rust_helper void rust_helper_percpu_counter_sync(struct percpu_counter *fbc)
+{
+	percpu_counter_sync(fbc);
+}
+#endif

@@ -655,6 +655,16 @@ impl<T> PerCpu<T> {
     ///
     /// Returns `None` if this CPU's value is already being accessed: by the current task, or by
     /// the task an interrupt handler calling this interrupted.
+    ///
+    /// While the guard lives the task must not sleep. On `PREEMPT_RT` that includes taking a
+    /// [`SpinLock`] or a [`Mutex`] (both sleep there; `CONFIG_DEBUG_ATOMIC_SLEEP` reports it as a
+    /// sleeping function called from invalid context): per-CPU data that needs such a lock is
+    /// a [`LocalLock`], which on `PREEMPT_RT` keeps the task on its CPU without disabling
+    /// preemption.
+    ///
+    /// [`SpinLock`]: crate::sync::SpinLock
+    /// [`Mutex`]: crate::sync::Mutex
+    /// [`LocalLock`]: crate::local_lock::LocalLock
     #[inline]
     pub fn local(&self) -> Option<LocalGuard<'_, T>> {
         let preempt = PreemptGuard::new();

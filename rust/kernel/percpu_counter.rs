@@ -186,7 +186,8 @@ impl PercpuCounter {
 
     /// Adds `amount` with a very large batch, for counters updated often and read rarely with
     /// [`sum`](Self::sum) (C's `percpu_counter_add_local()`); [`read`](Self::read) is then
-    /// imprecise.
+    /// imprecise. Without `CONFIG_SMP` every update goes straight to the count, as with
+    /// [`add`](Self::add).
     #[inline]
     pub fn add_local(&self, amount: i64) {
         // SAFETY: By the type invariants, the counter is initialised.
@@ -217,10 +218,16 @@ impl PercpuCounter {
 
     /// Like [`read`](Self::read), but returns zero instead of a negative value (C's
     /// `percpu_counter_read_positive()`).
+    ///
+    /// Also without `CONFIG_SMP`, where C's returns the count as it is (C assumes that such a
+    /// counter never goes negative).
     #[inline]
     pub fn read_positive(&self) -> i64 {
         // SAFETY: By the type invariants, the counter is initialised.
-        unsafe { bindings::percpu_counter_read_positive(self.as_raw()) }
+        let v = unsafe { bindings::percpu_counter_read_positive(self.as_raw()) };
+        #[cfg(not(CONFIG_SMP))]
+        let v = v.max(0);
+        v
     }
 
     /// Returns the precise value, adding every CPU's delta under the counter's lock (C's
@@ -232,11 +239,15 @@ impl PercpuCounter {
     }
 
     /// Like [`sum`](Self::sum), but returns zero instead of a negative value (C's
-    /// `percpu_counter_sum_positive()`).
+    /// `percpu_counter_sum_positive()`), also without `CONFIG_SMP` (see
+    /// [`read_positive`](Self::read_positive)).
     #[inline]
     pub fn sum_positive(&self) -> i64 {
         // SAFETY: By the type invariants, the counter is initialised.
-        unsafe { bindings::percpu_counter_sum_positive(self.as_raw()) }
+        let v = unsafe { bindings::percpu_counter_sum_positive(self.as_raw()) };
+        #[cfg(not(CONFIG_SMP))]
+        let v = v.max(0);
+        v
     }
 
     /// Compares the counter with `rhs`, using the cheap [`read`](Self::read) when it is far
@@ -305,11 +316,18 @@ impl PercpuCounter {
     }
 
     /// Returns the default batch (C's `percpu_counter_batch`): `max(32, 2 × online CPUs)`.
+    ///
+    /// Without `CONFIG_SMP` every update goes straight to the count (there is no per-CPU
+    /// delta and C has no `percpu_counter_batch`): the batch is 0.
     #[inline]
     pub fn default_batch() -> i32 {
+        #[cfg(CONFIG_SMP)]
         // SAFETY: `percpu_counter_batch` is an `int` that the kernel updates on CPU hotplug; a
         // racy read gives the old or the new batch, both valid.
-        unsafe { core::ptr::addr_of!(bindings::percpu_counter_batch).read_volatile() }
+        let batch = unsafe { core::ptr::addr_of!(bindings::percpu_counter_batch).read_volatile() };
+        #[cfg(not(CONFIG_SMP))]
+        let batch = 0;
+        batch
     }
 }
 
@@ -439,7 +457,9 @@ mod tests {
         let (r, rp, s, sp) = (c.read(), c.read_positive(), c.sum(), c.sum_positive());
         assert_eq!(s1, 113);
         assert_eq!((r, rp, s, sp), (-5, 0, -5, 0));
-        assert!(PercpuCounter::default_batch() >= 32);
+        // Without `CONFIG_SMP` the batch is 0.
+        let smp_batch = PercpuCounter::default_batch() >= 32;
+        assert_eq!(smp_batch, cfg!(CONFIG_SMP));
         Ok(())
     }
 
@@ -558,7 +578,8 @@ mod tests {
     fn compare_precision_with_large_batches() -> Result {
         const DELTA: i64 = 1_000_000;
         let c = KBox::pin_init(new_percpu_counter!(0, GFP_KERNEL), GFP_KERNEL)?;
-        // `add_local` keeps the whole delta on this CPU: `read()` stays 0.
+        // `add_local` keeps the whole delta on this CPU: `read()` stays 0 (without `CONFIG_SMP`
+        // it adds to the count, and every comparison is precise).
         c.add_local(DELTA);
         let (read, sum) = (c.read(), c.sum());
         // Documented: `compare()` assumes the default batch and is fooled by `read()`.
@@ -577,8 +598,13 @@ mod tests {
             c.compare_batch(i64::MIN, i32::MAX),
             c.compare_batch(i64::MAX, i32::MIN),
         ];
-        assert_eq!((read, sum), (0, DELTA));
-        assert!(rough == Less);
+        if cfg!(CONFIG_SMP) {
+            assert_eq!((read, sum), (0, DELTA));
+            assert!(rough == Less);
+        } else {
+            assert_eq!((read, sum), (DELTA, DELTA));
+            assert!(rough == Greater);
+        }
         assert!(precise == [Greater, Equal, Less]);
         assert!(extremes == [Greater, Less, Greater, Less]);
         Ok(())

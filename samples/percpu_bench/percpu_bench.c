@@ -24,6 +24,7 @@
 #define pr_fmt(fmt) KBUILD_MODNAME ": " fmt
 
 #include <linux/cpumask.h>
+#include <linux/hardirq.h>
 #include <linux/ktime.h>
 #include <linux/local_lock.h>
 #include <linux/module.h>

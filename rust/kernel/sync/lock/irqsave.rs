@@ -259,6 +259,16 @@ unsafe fn lock(ptr: *mut bindings::spinlock_t) -> Saved {
 /// As for [`lock`].
 #[inline(always)]
 unsafe fn try_lock(ptr: *mut bindings::spinlock_t) -> Option<Saved> {
+    // Without `CONFIG_SMP` (and `PREEMPT_RT`) C's `spin_trylock()` cannot see a holder: the
+    // lock has no state (or, with `CONFIG_DEBUG_SPINLOCK`, a failed try is reported as a bug),
+    // and it would succeed inside the lock's own critical section. Every holder of a
+    // `SpinLockIrqSave` runs with interrupts disabled and cannot be preempted, so with interrupts
+    // enabled the lock is free; with interrupts disabled this CPU may be inside one of its
+    // critical sections, and the try fails.
+    #[cfg(all(not(CONFIG_SMP), not(CONFIG_PREEMPT_RT)))]
+    if crate::interrupt::irqs_disabled() {
+        return None;
+    }
     if refcounted_irq_depth() == 0 {
         let mut flags: c_ulong = 0;
         // SAFETY: `ptr` is valid and initialised; `flags` is a valid place for the saved state.
@@ -306,6 +316,10 @@ impl<T: ?Sized> SpinLockIrqSave<T> {
     }
 
     /// Runs `f` with the lock held if it can be taken without spinning; returns `None` otherwise.
+    ///
+    /// Without `CONFIG_SMP` a spinlock has no state to test, and a try made with interrupts
+    /// disabled (in an interrupt handler, or inside a critical section of any
+    /// [`SpinLockIrqSave`]) returns `None`: this CPU may be holding the lock.
     ///
     /// # Examples
     ///
@@ -741,12 +755,13 @@ mod tests {
         assert_eq!(free, Some(true));
         assert!(!irqs_disabled());
         // Inside a refcounted region too (the joined path; not on PREEMPT_RT, where the sleeping
-        // lock must not be taken with hard interrupts disabled).
+        // lock must not be taken with hard interrupts disabled). Without `CONFIG_SMP` a try with
+        // interrupts disabled fails: the lock has no state to test.
         if !cfg!(CONFIG_PREEMPT_RT) {
             let token = local_interrupt_disable();
             let joined = a.try_lock_irqsave(|g| **g);
             drop(token);
-            assert_eq!(joined, Some(1));
+            assert_eq!(joined, cfg!(CONFIG_SMP).then_some(1));
             assert!(!irqs_disabled());
         }
         Ok(())
