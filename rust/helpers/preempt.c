@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: GPL-2.0
 
 #include <linux/preempt.h>
+#include <linux/rcupdate.h>
 
 __rust_helper void rust_helper_preempt_disable(void)
 {
@@ -31,4 +32,14 @@ __rust_helper bool rust_helper_in_task(void)
 __rust_helper bool rust_helper_in_nmi(void)
 {
 	return in_nmi();
+}
+
+/*
+ * Non-zero inside an RCU read-side critical section of preemptible RCU (on
+ * PREEMPT_RT also while holding a spinlock_t); always 0 without
+ * CONFIG_PREEMPT_RCU, where rcu_read_lock() disables preemption instead.
+ */
+__rust_helper int rust_helper_rcu_preempt_depth(void)
+{
+	return rcu_preempt_depth();
 }

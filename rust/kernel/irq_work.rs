@@ -80,19 +80,22 @@ impl<'a> Call<'a> {
 /// Returns [`EDEADLK`] if the caller is in a context that cannot wait for an `irq_work`.
 ///
 /// With interrupts disabled the work queued on the current CPU never runs and
-/// `irq_work_sync()` would spin forever; in interrupt context, with bottom halves disabled or
-/// with preemption disabled the task must not sleep (taking `cpus_read_lock()` or waiting on
-/// `PREEMPT_RT` may sleep). Without `CONFIG_PREEMPT_COUNT`, a spinlock or `preempt_disable()` is
+/// `irq_work_sync()` would spin forever; in interrupt context, with bottom halves disabled,
+/// with preemption disabled or in a read-side critical section of preemptible RCU (which on
+/// `PREEMPT_RT` includes holding a `spinlock_t`) the task must not sleep (taking
+/// `cpus_read_lock()` or waiting on `PREEMPT_RT` may sleep, and the wait there is for an RCU
+/// grace period, which would never end). Without `CONFIG_PREEMPT_COUNT`, a spinlock or `preempt_disable()` is
 /// invisible to this check; the `might_sleep()` annotation reports that case when
 /// `CONFIG_DEBUG_ATOMIC_SLEEP` is enabled (which selects `CONFIG_PREEMPT_COUNT`).
 #[track_caller]
 fn check_can_wait() -> Result {
-    // SAFETY: `irqs_disabled()`, `in_interrupt()` and `preemptible()` only read the local
-    // interrupt state and the preemption count.
+    // SAFETY: `irqs_disabled()`, `in_interrupt()`, `preemptible()` and `rcu_preempt_depth()`
+    // only read the local interrupt state, the preemption count and the task's RCU nesting.
     let atomic = unsafe {
         bindings::irqs_disabled()
             || bindings::in_interrupt()
             || (cfg!(CONFIG_PREEMPT_COUNT) && !bindings::preemptible())
+            || bindings::rcu_preempt_depth() != 0
     };
     if atomic {
         return Err(EDEADLK);
@@ -146,8 +149,11 @@ impl Drop for HotplugGuard {
 /// check that `cpu` is online until `f` has run.
 ///
 /// Returns [`ENODEV`] if `cpu` is not online, and [`EDEADLK`] if called with interrupts
-/// disabled, in interrupt context (including from `f` itself) or with preemption disabled (as
-/// far as the kernel counts it, see [`run_on_each_cpu`]).
+/// disabled, in interrupt context (including from `f` itself), with preemption disabled (as
+/// far as the kernel counts it, see [`run_on_each_cpu`]) or inside an RCU read-side critical
+/// section of preemptible RCU (on `PREEMPT_RT`, also under a [`SpinLock`]).
+///
+/// [`SpinLock`]: crate::sync::SpinLock
 ///
 /// [`ENODEV`]: crate::error::code::ENODEV
 ///
@@ -186,9 +192,8 @@ pub fn run_on(cpu: CpuId, f: &(dyn Fn() + Sync)) -> Result {
 /// Sleeps: call from process context. CPU hotplug is held off (`cpus_read_lock()`) while the
 /// work is queued and waited for, so `f` runs exactly once on each CPU that is online then.
 ///
-/// Returns [`ENOMEM`] if the bookkeeping cannot be allocated, and [`EDEADLK`] if called with
-/// interrupts disabled, in interrupt context (including from `f` itself) or with preemption
-/// disabled. Without `CONFIG_PREEMPT_COUNT` the kernel does not count spinlocks and
+/// Returns [`ENOMEM`] if the bookkeeping cannot be allocated, and [`EDEADLK`] in the contexts
+/// where [`run_on`] returns it. Without `CONFIG_PREEMPT_COUNT` the kernel does not count spinlocks and
 /// `preempt_disable()`: calling this under them is a bug that the check cannot see (as for any
 /// sleeping function; `CONFIG_DEBUG_ATOMIC_SLEEP` reports it).
 ///
