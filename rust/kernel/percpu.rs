@@ -1350,7 +1350,10 @@ mod tests {
         assert!(run_irq == Err(EDEADLK));
         assert!(ipi_irq == if rt { Ok(()) } else { Err(EDEADLK) });
         assert!(ipi_spin == Ok(()));
-        assert_eq!(hits.load(ordering::Relaxed), if rt { 2 * online } else { online });
+        assert_eq!(
+            hits.load(ordering::Relaxed),
+            if rt { 2 * online } else { online }
+        );
         // On PREEMPT_RT the `irq_work` runs in a thread, inside an RCU read-side section: the
         // nested wait is refused, the inter-processor call is allowed.
         assert_eq!(nested.load(ordering::Relaxed), if rt { 1 } else { 2 });
