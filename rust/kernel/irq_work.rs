@@ -83,8 +83,8 @@ impl<'a> Call<'a> {
 /// `irq_work_sync()` would spin forever; in interrupt context, with bottom halves disabled,
 /// with preemption disabled or in a read-side critical section of preemptible RCU (which on
 /// `PREEMPT_RT` includes holding a `spinlock_t`) the task must not sleep (taking
-/// `cpus_read_lock()` or waiting on `PREEMPT_RT` may sleep, and the wait there is for an RCU
-/// grace period, which would never end). Without `CONFIG_PREEMPT_COUNT`, a spinlock or `preempt_disable()` is
+/// `cpus_read_lock()` may sleep, and on `PREEMPT_RT` or an architecture without an `irq_work`
+/// interrupt the wait is for an RCU grace period, which would never end). Without `CONFIG_PREEMPT_COUNT`, a spinlock or `preempt_disable()` is
 /// invisible to this check; the `might_sleep()` annotation reports that case when
 /// `CONFIG_DEBUG_ATOMIC_SLEEP` is enabled (which selects `CONFIG_PREEMPT_COUNT`).
 #[track_caller]
