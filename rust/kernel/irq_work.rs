@@ -84,9 +84,10 @@ impl<'a> Call<'a> {
 /// with preemption disabled or in a read-side critical section of preemptible RCU (which on
 /// `PREEMPT_RT` includes holding a `spinlock_t`) the task must not sleep (taking
 /// `cpus_read_lock()` may sleep, and on `PREEMPT_RT` or an architecture without an `irq_work`
-/// interrupt the wait is for an RCU grace period, which would never end). Without `CONFIG_PREEMPT_COUNT`, a spinlock or `preempt_disable()` is
-/// invisible to this check; the `might_sleep()` annotation reports that case when
-/// `CONFIG_DEBUG_ATOMIC_SLEEP` is enabled (which selects `CONFIG_PREEMPT_COUNT`).
+/// interrupt the wait is for an RCU grace period, which would never end). Without
+/// `CONFIG_PREEMPT_COUNT`, a spinlock or `preempt_disable()` is invisible to this check; the
+/// `might_sleep()` annotation reports that case when `CONFIG_DEBUG_ATOMIC_SLEEP` is enabled
+/// (which selects `CONFIG_PREEMPT_COUNT`).
 #[track_caller]
 fn check_can_wait() -> Result {
     // SAFETY: `irqs_disabled()`, `in_interrupt()`, `preemptible()` and `rcu_preempt_depth()`
@@ -193,9 +194,9 @@ pub fn run_on(cpu: CpuId, f: &(dyn Fn() + Sync)) -> Result {
 /// work is queued and waited for, so `f` runs exactly once on each CPU that is online then.
 ///
 /// Returns [`ENOMEM`] if the bookkeeping cannot be allocated, and [`EDEADLK`] in the contexts
-/// where [`run_on`] returns it. Without `CONFIG_PREEMPT_COUNT` the kernel does not count spinlocks and
-/// `preempt_disable()`: calling this under them is a bug that the check cannot see (as for any
-/// sleeping function; `CONFIG_DEBUG_ATOMIC_SLEEP` reports it).
+/// where [`run_on`] returns it. Without `CONFIG_PREEMPT_COUNT` the kernel does not count
+/// spinlocks and `preempt_disable()`: calling this under them is a bug that the check cannot see
+/// (as for any sleeping function; `CONFIG_DEBUG_ATOMIC_SLEEP` reports it).
 ///
 /// [`ENOMEM`]: crate::error::code::ENOMEM
 #[inline(never)]
