@@ -65,8 +65,9 @@ xvm_initramfs() { # DEBARCH -> path of the cpio archive
 # laid out as vm() lays out its boots (dmesg, cases, ktap/, lockdep_stats, rc).
 # The clean boot has 4 CPUs of which 3 come online at boot (maxcpus=3), as on x86_64 (one on
 # riscv64-up); on riscv64-kasan it ends with the load/unload stress (xstress=1, guest-cross.sh).
+# The must-detect boots do not run the built-in KUnit suites (kunit.enable=0), as on x86_64.
 xvm() {
-	local boot=$1 dir=$ART/$VARIANT-$1 rc start initrd cpus=2 append=
+	local boot=$1 dir=$ART/$VARIANT-$1 rc start initrd cpus=2 append=kunit.enable=0
 	local qemu machine console debarch
 	case $VARIANT in
 	arm64*)
@@ -79,7 +80,7 @@ xvm() {
 	esac
 	[ "$boot" != clean ] || { cpus=4 append=maxcpus=3; }
 	case $VARIANT in
-	*-up) cpus=1 append=xup=1 ;;
+	*-up) cpus=1 append="${append#maxcpus=3} xup=1" ;;
 	*-kasan) [ "$boot" != clean ] || append+=" xstress=1" ;;
 	esac
 	initrd=$(xvm_initramfs "$debarch")
