@@ -107,10 +107,74 @@ pub use new_spinlock_irqsave;
 ///
 #[pin_data]
 pub struct SpinLockIrqSave<T: ?Sized> {
+    held: UpHeld,
     #[pin]
     // Only its `spinlock_t` and data are used, through the functions below: a `Lock` of this
     // module's own is never handed out, so no safe code can take it with `Lock::lock()`.
     inner: SpinLock<T>,
+}
+
+/// Whether a [`SpinLockIrqSave`] is held, kept by the lock itself without `CONFIG_SMP` (and
+/// `CONFIG_PREEMPT_RT`), where C's `spinlock_t` has no state that `spin_lock()` could wait on:
+/// taking the lock again in its own critical section (a deadlock on SMP) would give a second
+/// guard. Empty otherwise.
+///
+/// # Invariants
+///
+/// Without `CONFIG_SMP` and `CONFIG_PREEMPT_RT`, `held` is true while a critical section of the
+/// lock is open, and is accessed only with interrupts disabled, on the only CPU.
+struct UpHeld {
+    #[cfg(all(not(CONFIG_SMP), not(CONFIG_PREEMPT_RT)))]
+    held: core::cell::UnsafeCell<bool>,
+}
+
+// SAFETY: Without `CONFIG_SMP` there is one CPU, and `held` is accessed only with interrupts
+// disabled (type invariants), so never concurrently; otherwise the type is empty.
+unsafe impl Sync for UpHeld {}
+
+impl UpHeld {
+    const fn new() -> Self {
+        Self {
+            #[cfg(all(not(CONFIG_SMP), not(CONFIG_PREEMPT_RT)))]
+            held: core::cell::UnsafeCell::new(false),
+        }
+    }
+
+    /// Records that the lock was just taken, with interrupts disabled. Returns `false` if it was
+    /// already held: this CPU is inside the lock's own critical section (or its holder slept).
+    #[inline(always)]
+    fn enter(&self) -> bool {
+        #[cfg(all(not(CONFIG_SMP), not(CONFIG_PREEMPT_RT)))]
+        {
+            // SAFETY: Interrupts are disabled on the only CPU: nothing else accesses `held`.
+            let held = unsafe { &mut *self.held.get() };
+            if *held {
+                return false;
+            }
+            *held = true;
+        }
+        true
+    }
+
+    /// Records that the critical section is ending, with interrupts still disabled.
+    #[inline(always)]
+    fn exit(&self) {
+        #[cfg(all(not(CONFIG_SMP), not(CONFIG_PREEMPT_RT)))]
+        // SAFETY: As in `enter`.
+        unsafe {
+            *self.held.get() = false
+        };
+    }
+}
+
+/// Taking a held [`SpinLockIrqSave`] again without `CONFIG_SMP`: on SMP the CPU spins for ever
+/// (lockdep reports the recursion first); it does so here too instead of giving a second guard.
+#[cold]
+#[inline(never)]
+fn up_recursion() -> ! {
+    loop {
+        core::hint::spin_loop();
+    }
 }
 
 impl<T> SpinLockIrqSave<T> {
@@ -121,6 +185,7 @@ impl<T> SpinLockIrqSave<T> {
         key: Pin<&'static LockClassKey>,
     ) -> impl PinInit<Self> {
         pin_init!(Self {
+            held: UpHeld::new(),
             inner <- Lock::new(t, name, key),
         })
     }
@@ -290,6 +355,10 @@ impl<T: ?Sized> SpinLockIrqSave<T> {
     /// critical section early, keep the guard after it returns, or exchange it with the guard of
     /// another lock. Critical sections nested inside `f` end before this one.
     ///
+    /// Taking the same lock again inside `f` deadlocks, as for any spinlock (lockdep reports it).
+    /// Without `CONFIG_SMP`, where C's spinlock has no state to wait on, the lock keeps a flag and
+    /// the CPU spins just the same instead of handing out a second guard.
+    ///
     /// # Examples
     ///
     /// ```
@@ -308,7 +377,11 @@ impl<T: ?Sized> SpinLockIrqSave<T> {
         let ptr = self.inner.state.get();
         // SAFETY: The lock was initialised by `new`, and `self` outlives the critical section.
         let saved = unsafe { lock(ptr) };
+        if !self.held.enter() {
+            up_recursion();
+        }
         let r = f(&mut IrqSaveGuard::new(self));
+        self.held.exit();
         // SAFETY: We took the lock above as `saved` says. Critical sections begun inside `f` are
         // closures that ended before it returned, or refcounted regions, which `unlock` handles.
         unsafe { unlock(ptr, saved) };
@@ -340,7 +413,13 @@ impl<T: ?Sized> SpinLockIrqSave<T> {
         let ptr = self.inner.state.get();
         // SAFETY: As in `lock_irqsave`.
         let saved = unsafe { try_lock(ptr) }?;
+        if !self.held.enter() {
+            // SAFETY: Taken just above as `saved` says; nothing began since.
+            unsafe { unlock(ptr, saved) };
+            return None;
+        }
         let r = f(&mut IrqSaveGuard::new(self));
+        self.held.exit();
         // SAFETY: As in `lock_irqsave`.
         unsafe { unlock(ptr, saved) };
         Some(r)
@@ -358,20 +437,22 @@ impl<T: ?Sized> SpinLockIrqSave<T> {
     /// when the guard is dropped. Such regions are the critical sections of other
     /// [`SpinLockIrqSave`]s (closures or guards), the guards of [`SpinLockIrq`] and
     /// [`WbLockCookie`]s, [`LocalInterruptDisabled`] guards, and C's `local_irq_save()`,
-    /// `spin_lock_irqsave()` and `local_interrupt_disable()` sections. The guard's `do_unlocked`
-    /// must not be called while such a region entered after this call is open.
+    /// `spin_lock_irqsave()` and `local_interrupt_disable()` sections.
     ///
     /// [`LocalInterruptDisabled`]: crate::interrupt::LocalInterruptDisabled
     #[inline]
     pub unsafe fn lock_unchecked(&self) -> SpinLockIrqSaveGuard<'_, T> {
         let ptr = self.inner.state.get();
+        // SAFETY: The lock was initialised by `new`, and the guard borrows `self`, so the lock
+        // outlives it; the caller guarantees the last-in, first-out order `unlock` relies on.
+        let saved = unsafe { lock(ptr) };
+        if !self.held.enter() {
+            up_recursion();
+        }
         // INVARIANT: The lock is taken with the state saved; the caller keeps the order.
         SpinLockIrqSaveGuard {
             lock: self,
-            // SAFETY: The lock was initialised by `new`, and the guard borrows `self`, so the
-            // lock outlives it; the caller guarantees the last-in, first-out order `unlock`
-            // relies on.
-            saved: unsafe { lock(ptr) },
+            saved,
             _not_send: NotThreadSafe,
         }
     }
@@ -513,6 +594,7 @@ impl<T: ?Sized + Unpin> DerefMut for SpinLockIrqSaveGuard<'_, T> {
 impl<T: ?Sized> Drop for SpinLockIrqSaveGuard<'_, T> {
     #[inline]
     fn drop(&mut self) {
+        self.lock.held.exit();
         // SAFETY: By the type invariants, the lock is held as `saved` says; the caller of
         // `lock_unchecked` promised that regions entered later have ended.
         unsafe { unlock(self.lock.inner.state.get(), self.saved) };
