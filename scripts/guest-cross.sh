@@ -29,7 +29,8 @@ guest_stress() {
 	(
 		n=0
 		while [ ! -e /tmp/stop ]; do
-			echo 0 >$cpu && echo 1 >$cpu && n=$((n + 1))
+			echo 0 >$cpu && sleep 0.2 && echo 1 >$cpu && n=$((n + 1))
+			sleep 0.2
 		done
 		echo $n >/tmp/hotplug-cycles
 	) &

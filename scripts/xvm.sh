@@ -66,6 +66,8 @@ xvm_initramfs() { # DEBARCH -> path of the cpio archive
 # The clean boot has 4 CPUs of which 3 come online at boot (maxcpus=3), as on x86_64 (one on
 # riscv64-up); on riscv64-kasan it ends with the load/unload stress (xstress=1, guest-cross.sh).
 # The must-detect boots do not run the built-in KUnit suites (kunit.enable=0), as on x86_64.
+# log_buf_len=8M: the stress of riscv64-kasan logs more than the default 128 KiB ring buffer
+# holds, and the verdict reads the whole log (dmesg).
 xvm() {
 	local boot=$1 dir=$ART/$VARIANT-$1 rc start initrd cpus=2 append=kunit.enable=0
 	local qemu machine console debarch
@@ -89,7 +91,7 @@ xvm() {
 	set +e
 	timeout -k 10 "$XVM_TIMEOUT" "$qemu" "${machine[@]}" -smp "$cpus" -m 2G \
 		-nographic -no-reboot -kernel "$(kimage)" -initrd "$initrd" \
-		-append "console=$console loglevel=7 panic=-1 $append xboot=$boot" \
+		-append "console=$console loglevel=7 log_buf_len=8M panic=-1 $append xboot=$boot" \
 		-virtfs "local,path=$TOP,mount_tag=top,security_model=none,readonly=on" \
 		-virtfs "local,path=$B,mount_tag=mods,security_model=none,readonly=on" \
 		-virtfs "local,path=$dir,mount_tag=out,security_model=none" \
