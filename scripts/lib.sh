@@ -17,7 +17,8 @@ KARCH=x86 KIMAGE=bzImage
 case $VARIANT in
 debug)
 	B=${B:-$CACHE/build}    # kernel build tree (O=)
-	FRAGMENTS=("$TOP"/configs/*.config "$TOP/configs/arch/x86_64.config")
+	FRAGMENTS=("$TOP"/configs/*.config "$TOP/configs/arch/x86_64.config"
+		"$TOP/configs/matrix/x86_64.config")
 	;;
 prod)
 	B=${B:-$CACHE/build-prod}
