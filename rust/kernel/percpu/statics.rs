@@ -7,9 +7,12 @@
 //! of the section, initialised from the static's initial value: at boot for built-in code, at
 //! load time for a module (the module loader allocates and fills the module's per-CPU area, and
 //! fails the load with `ENOMEM` if the area reserved for modules, `PERCPU_MODULE_RESERVE`, is
-//! full). The static itself is only the template of those copies: its address is the per-CPU
-//! address of the variable, so every access goes through `this_cpu_*()` or `per_cpu_ptr()`,
-//! exactly as in C.
+//! full). The static in the section is only the template of those copies: its address is the
+//! per-CPU address of the variable, not the address of an object (for a module the loader does
+//! not load the section at all), so Rust code must never hold a reference to it. The macro keeps
+//! it out of reach and defines the named static as a handle holding that address; every access
+//! goes through `this_cpu_*()` or `per_cpu_ptr()`, exactly as in C. Within the defining crate the
+//! handle is a constant, and the compiler uses the address directly, as C does.
 //!
 //! - [`StaticPerCpuNum<T>`]: an integer per CPU, with the operations of
 //!   [`PerCpuNum`](super::PerCpuNum).
@@ -60,16 +63,41 @@ macro_rules! define_per_cpu {
         ))]
         ::core::compile_error!("define_per_cpu! is not supported in modules on this architecture");
         $(#[$attr])*
-        #[cfg_attr(CONFIG_SMP, link_section = ".data..percpu")]
         $vis static $name: $ty = {
-            // The initial value is evaluated outside the `unsafe` block below.
-            let init = $init;
-            // SAFETY: This is the initial value of a static in the per-CPU section (without
-            // `CONFIG_SMP` a plain static is the only copy, as in C).
-            unsafe { <$ty>::new_static_percpu(init) }
+            // The template of the copies. Its address is a per-CPU address, not that of an
+            // object (for a module the loader does not even load the section): no code can name
+            // it, and only its address is taken, below.
+            #[cfg_attr(CONFIG_SMP, link_section = ".data..percpu")]
+            static TEMPLATE: <$ty as $crate::percpu::StaticPerCpuType>::Template = {
+                // The initial value is evaluated outside the `unsafe` block below.
+                let init = $init;
+                // SAFETY: This is the initial value of a static in the per-CPU section (without
+                // `CONFIG_SMP` a plain static is the only copy, as in C).
+                unsafe { <$ty>::new_template(init) }
+            };
+            // SAFETY: `TEMPLATE` is the static in the per-CPU section defined just above, which
+            // nothing else can reach.
+            unsafe { <$ty>::from_template(::core::ptr::addr_of!(TEMPLATE)) }
         };
     };
 }
+
+/// The types [`define_per_cpu!`](crate::define_per_cpu) defines, and the type of their template.
+#[doc(hidden)]
+pub trait StaticPerCpuType {
+    /// The static placed in the per-CPU section.
+    type Template;
+}
+
+/// The static that [`define_per_cpu!`](crate::define_per_cpu) places in the per-CPU section: the
+/// template of every CPU's copy, reached only through its address.
+#[doc(hidden)]
+#[repr(transparent)]
+pub struct StaticPerCpuTemplate<X>(X);
+
+// SAFETY: A template is not accessed as an object: `define_per_cpu!` defines it where no code can
+// name it and takes only its address, a per-CPU address.
+unsafe impl<X> Sync for StaticPerCpuTemplate<X> {}
 
 /// An integer per possible CPU in a static per-CPU variable, defined with
 /// [`define_per_cpu!`](crate::define_per_cpu).
@@ -80,16 +108,19 @@ macro_rules! define_per_cpu {
 ///
 /// # Invariants
 ///
-/// The object is a static in the per-CPU section: its address is the per-CPU address of one `T`
-/// per possible CPU.
-#[repr(transparent)]
+/// `percpu` is the address of a static in the per-CPU section: the per-CPU address of one `T` per
+/// possible CPU.
 pub struct StaticPerCpuNum<T: PerCpuInt> {
-    template: UnsafeCell<T>,
+    percpu: *mut T,
 }
 
 // SAFETY: All accesses through `&self` are `this_cpu_*()` operations, atomic with respect to the
 // current CPU, or volatile reads of other CPUs' values.
 unsafe impl<T: PerCpuInt> Sync for StaticPerCpuNum<T> {}
+
+impl<T: PerCpuInt> StaticPerCpuType for StaticPerCpuNum<T> {
+    type Template = StaticPerCpuTemplate<UnsafeCell<T>>;
+}
 
 impl<T: PerCpuInt> StaticPerCpuNum<T> {
     /// Returns the template of a static per-CPU variable whose copies start at `v`.
@@ -99,17 +130,32 @@ impl<T: PerCpuInt> StaticPerCpuNum<T> {
     /// The result must be the initial value of a static in the per-CPU section, as
     /// [`define_per_cpu!`](crate::define_per_cpu) defines it.
     #[doc(hidden)]
-    pub const unsafe fn new_static_percpu(v: T) -> Self {
-        // INVARIANT: The caller places the object in the per-CPU section.
+    pub const unsafe fn new_template(v: T) -> StaticPerCpuTemplate<UnsafeCell<T>> {
+        StaticPerCpuTemplate(UnsafeCell::new(v))
+    }
+
+    /// Returns the variable whose template is at `template`.
+    ///
+    /// # Safety
+    ///
+    /// `template` is the address of a static in the per-CPU section, made by
+    /// [`new_template`](Self::new_template), as [`define_per_cpu!`](crate::define_per_cpu)
+    /// defines it.
+    #[doc(hidden)]
+    pub const unsafe fn from_template(
+        template: *const StaticPerCpuTemplate<UnsafeCell<T>>,
+    ) -> Self {
+        // INVARIANT: `StaticPerCpuTemplate` and `UnsafeCell` are transparent: `template` is the
+        // per-CPU address of the `T`s, as the caller guarantees.
         Self {
-            template: UnsafeCell::new(v),
+            percpu: template.cast_mut().cast(),
         }
     }
 
-    /// Returns our address: the per-CPU address of the values (type invariants).
+    /// Returns the per-CPU address of the values (type invariants).
     #[inline(always)]
     fn percpu_ptr(&self) -> *mut T {
-        self.template.get()
+        self.percpu
     }
 
     /// Returns the address of `cpu`'s value.
@@ -134,16 +180,19 @@ impl<T: PerCpuInt> StaticPerCpuNum<T> {
 ///
 /// # Invariants
 ///
-/// The object is a static in the per-CPU section: its address is the per-CPU address of one slot
-/// per possible CPU, each a copy of the initial value.
-#[repr(transparent)]
+/// `percpu` is the address of a static in the per-CPU section: the per-CPU address of one slot per
+/// possible CPU, each a copy of the initial value.
 pub struct StaticPerCpu<T: Copy + Send> {
-    template: Slot<T>,
+    percpu: *const Slot<T>,
 }
 
 // SAFETY: `&StaticPerCpu<T>` gives `&mut T` only to the holder of a CPU's `busy` flag, on that
 // CPU; the values are used by the tasks of every CPU, so `T` must be `Send`.
 unsafe impl<T: Copy + Send> Sync for StaticPerCpu<T> {}
+
+impl<T: Copy + Send> StaticPerCpuType for StaticPerCpu<T> {
+    type Template = StaticPerCpuTemplate<Slot<T>>;
+}
 
 impl<T: Copy + Send> StaticPerCpu<T> {
     /// Returns the template of a static per-CPU variable whose copies start at `v`.
@@ -153,7 +202,7 @@ impl<T: Copy + Send> StaticPerCpu<T> {
     /// The result must be the initial value of a static in the per-CPU section, as
     /// [`define_per_cpu!`](crate::define_per_cpu) defines it.
     #[doc(hidden)]
-    pub const unsafe fn new_static_percpu(v: T) -> Self {
+    pub const unsafe fn new_template(v: T) -> StaticPerCpuTemplate<Slot<T>> {
         // The module loader aligns a module's per-CPU section to at most `PAGE_SIZE` (with a
         // warning): a larger alignment would give misaligned copies.
         const {
@@ -162,9 +211,22 @@ impl<T: Copy + Send> StaticPerCpu<T> {
                 "a static per-CPU value must not be aligned to more than PAGE_SIZE"
             )
         };
-        // INVARIANT: The caller places the object in the per-CPU section.
+        StaticPerCpuTemplate(Slot::new(v))
+    }
+
+    /// Returns the variable whose template is at `template`.
+    ///
+    /// # Safety
+    ///
+    /// `template` is the address of a static in the per-CPU section, made by
+    /// [`new_template`](Self::new_template), as [`define_per_cpu!`](crate::define_per_cpu)
+    /// defines it.
+    #[doc(hidden)]
+    pub const unsafe fn from_template(template: *const StaticPerCpuTemplate<Slot<T>>) -> Self {
+        // INVARIANT: `StaticPerCpuTemplate` is transparent: `template` is the per-CPU address of
+        // the slots, as the caller guarantees.
         Self {
-            template: Slot::new(v),
+            percpu: template.cast(),
         }
     }
 
@@ -175,7 +237,7 @@ impl<T: Copy + Send> StaticPerCpu<T> {
     #[inline]
     pub fn local(&'static self) -> Option<LocalGuard<'static, T>> {
         let preempt = PreemptGuard::new();
-        let percpu: *const Slot<T> = &self.template;
+        let percpu = self.percpu;
         let slot: *const Slot<T> =
             // SAFETY: By the type invariants our address is a per-CPU address; preemption is
             // disabled, as `this_cpu_ptr()` requires.
