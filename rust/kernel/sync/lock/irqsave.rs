@@ -156,6 +156,15 @@ impl UpHeld {
         true
     }
 
+    /// Returns whether the lock is held. Interrupts must be disabled (the type invariants).
+    #[cfg(all(not(CONFIG_SMP), not(CONFIG_PREEMPT_RT)))]
+    #[inline(always)]
+    fn is_held(&self, _irqs_off: &crate::interrupt::LocalInterruptDisabled) -> bool {
+        // SAFETY: `_irqs_off` shows that interrupts are disabled on the only CPU: nothing else
+        // accesses `held`.
+        unsafe { *self.held.get() }
+    }
+
     /// Records that the critical section is ending, with interrupts still disabled.
     #[inline(always)]
     fn exit(&self) {
@@ -233,6 +242,7 @@ unsafe fn lock_joined(ptr: *mut bindings::spinlock_t) {
 /// # Safety
 ///
 /// As for [`lock_joined`].
+#[cfg(any(CONFIG_SMP, CONFIG_PREEMPT_RT))]
 #[cold]
 #[inline(never)]
 unsafe fn try_lock_joined(ptr: *mut bindings::spinlock_t) -> bool {
@@ -321,30 +331,40 @@ unsafe fn lock(ptr: *mut bindings::spinlock_t) -> Saved {
 ///
 /// # Safety
 ///
-/// As for [`lock`].
+/// As for [`lock`]; `held` is the flag of the lock at `ptr`.
 #[inline(always)]
-unsafe fn try_lock(ptr: *mut bindings::spinlock_t) -> Option<Saved> {
-    // Without `CONFIG_SMP` (and `PREEMPT_RT`) C's `spin_trylock()` cannot see a holder: the
-    // lock has no state (or, with `CONFIG_DEBUG_SPINLOCK`, a failed try is reported as a bug),
-    // and it would succeed inside the lock's own critical section. Every holder of a
-    // `SpinLockIrqSave` runs with interrupts disabled and cannot be preempted, so with interrupts
-    // enabled the lock is free; with interrupts disabled this CPU may be inside one of its
-    // critical sections, and the try fails.
+unsafe fn try_lock(ptr: *mut bindings::spinlock_t, held: &UpHeld) -> Option<Saved> {
+    // Without `CONFIG_SMP` (and `PREEMPT_RT`) C's `spin_trylock()` cannot see a holder: the lock
+    // has no state (or, with `CONFIG_DEBUG_SPINLOCK`, a failed try is reported as a bug), and it
+    // would succeed inside the lock's own critical section. The lock's own flag is tested instead,
+    // with interrupts disabled; if it is clear, nothing holds the lock and taking it cannot wait.
     #[cfg(all(not(CONFIG_SMP), not(CONFIG_PREEMPT_RT)))]
-    if crate::interrupt::irqs_disabled() {
-        return None;
-    }
-    if refcounted_irq_depth() == 0 {
-        let mut flags: c_ulong = 0;
-        // SAFETY: `ptr` is valid and initialised; `flags` is a valid place for the saved state.
-        if unsafe { bindings::spin_trylock_irqsave(ptr, &mut flags) } != 0 {
-            Some(Saved::Flags(flags))
-        } else {
-            None
+    {
+        let region = crate::interrupt::local_interrupt_disable();
+        if held.is_held(&region) {
+            return None;
         }
-    } else {
-        // SAFETY: `ptr` is valid and initialised; a refcounted region is open.
-        unsafe { try_lock_joined(ptr) }.then_some(Saved::Joined)
+        // SAFETY: `ptr` is valid and initialised; a refcounted region is open. The section joins
+        // it, and keeps interrupts disabled after `region` ends.
+        unsafe { lock_joined(ptr) };
+        Some(Saved::Joined)
+    }
+    #[cfg(any(CONFIG_SMP, CONFIG_PREEMPT_RT))]
+    {
+        let _ = held;
+        if refcounted_irq_depth() == 0 {
+            let mut flags: c_ulong = 0;
+            // SAFETY: `ptr` is valid and initialised; `flags` is a valid place for the saved
+            // state.
+            if unsafe { bindings::spin_trylock_irqsave(ptr, &mut flags) } != 0 {
+                Some(Saved::Flags(flags))
+            } else {
+                None
+            }
+        } else {
+            // SAFETY: `ptr` is valid and initialised; a refcounted region is open.
+            unsafe { try_lock_joined(ptr) }.then_some(Saved::Joined)
+        }
     }
 }
 
@@ -390,9 +410,8 @@ impl<T: ?Sized> SpinLockIrqSave<T> {
 
     /// Runs `f` with the lock held if it can be taken without spinning; returns `None` otherwise.
     ///
-    /// Without `CONFIG_SMP` a spinlock has no state to test, and a try made with interrupts
-    /// disabled (in an interrupt handler, or inside a critical section of any
-    /// [`SpinLockIrqSave`]) returns `None`: this CPU may be holding the lock.
+    /// Without `CONFIG_SMP`, where C's spinlock has no state to test, the lock's own flag is
+    /// tested instead: `None` means the lock is held there too.
     ///
     /// # Examples
     ///
@@ -411,8 +430,8 @@ impl<T: ?Sized> SpinLockIrqSave<T> {
         f: impl for<'g> FnOnce(&mut IrqSaveGuard<'g, T>) -> R,
     ) -> Option<R> {
         let ptr = self.inner.state.get();
-        // SAFETY: As in `lock_irqsave`.
-        let saved = unsafe { try_lock(ptr) }?;
+        // SAFETY: As in `lock_irqsave`; `held` is this lock's flag.
+        let saved = unsafe { try_lock(ptr, &self.held) }?;
         if !self.held.enter() {
             // SAFETY: Taken just above as `saved` says; nothing began since.
             unsafe { unlock(ptr, saved) };
@@ -837,13 +856,16 @@ mod tests {
         assert_eq!(free, Some(true));
         assert!(!irqs_disabled());
         // Inside a refcounted region too (the joined path; not on PREEMPT_RT, where the sleeping
-        // lock must not be taken with hard interrupts disabled). Without `CONFIG_SMP` a try with
-        // interrupts disabled fails: the lock has no state to test.
+        // lock must not be taken with hard interrupts disabled), where it is free; and a nested
+        // try inside the section of the lock, which fails (without `CONFIG_SMP` too, where the
+        // lock's own flag says it is held).
         if !cfg!(CONFIG_PREEMPT_RT) {
             let token = local_interrupt_disable();
             let joined = a.try_lock_irqsave(|g| **g);
+            let nested = a.try_lock_irqsave(|_| a.try_lock_irqsave(|_| ()).is_none());
             drop(token);
-            assert_eq!(joined, cfg!(CONFIG_SMP).then_some(1));
+            assert_eq!(joined, Some(1));
+            assert_eq!(nested, Some(true));
             assert!(!irqs_disabled());
         }
         Ok(())
