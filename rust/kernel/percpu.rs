@@ -176,7 +176,7 @@ pub use cell::{PerCpuCell, PerCpuCells, SharedPerCpu};
 pub use deferred::DeferredPerCpuNum;
 pub use statics::{StaticPerCpu, StaticPerCpuNum};
 #[doc(hidden)]
-pub use statics::{StaticPerCpuTemplate, StaticPerCpuType};
+pub use statics::{StaticPerCpuNumTemplate, StaticPerCpuTemplate, StaticPerCpuType};
 
 /// Largest size, in bytes, of one CPU's part of a per-CPU allocation (C's `PCPU_MIN_UNIT_SIZE`).
 ///
@@ -489,11 +489,8 @@ impl<T> Drop for RawPerCpu<T> {
 ///
 /// `value` is only accessed by the CPU that owns the slot while `busy` is 1 and that CPU
 /// has preemption disabled, or through `&mut PerCpu`.
-// Public only because `define_per_cpu!` names the template of a `StaticPerCpu` in other crates;
-// nothing outside this module can make or use one.
-#[doc(hidden)]
 #[repr(C)]
-pub struct Slot<T> {
+struct Slot<T> {
     busy: Atomic<i32>,
     value: UnsafeCell<T>,
 }

@@ -7,10 +7,11 @@
 //! of the section, initialised from the static's initial value: at boot for built-in code, at
 //! load time for a module (the module loader allocates and fills the module's per-CPU area, and
 //! fails the load with `ENOMEM` if the area reserved for modules, `PERCPU_MODULE_RESERVE`, is
-//! full). The static in the section is only the template of those copies: its address is the
-//! per-CPU address of the variable, not the address of an object (for a module the loader does
-//! not load the section at all), so Rust code must never hold a reference to it. The macro keeps
-//! it out of reach and defines the named static as a handle holding that address; every access
+//! full). The static in the section is only the template of those copies: with `CONFIG_SMP` its
+//! address is the per-CPU address of the variable, not the address of an object (for a module the
+//! loader does not load the section at all), so Rust code must never hold a reference to it. The
+//! macro keeps it out of reach and defines the named static as a handle holding that address;
+//! every access
 //! goes through `this_cpu_*()` or `per_cpu_ptr()`, exactly as in C. Within the defining crate the
 //! handle is a constant, and the compiler uses the address directly, as C does.
 //!
@@ -64,40 +65,59 @@ macro_rules! define_per_cpu {
         ::core::compile_error!("define_per_cpu! is not supported in modules on this architecture");
         $(#[$attr])*
         $vis static $name: $ty = {
-            // The template of the copies. Its address is a per-CPU address, not that of an
-            // object (for a module the loader does not even load the section): no code can name
-            // it, and only its address is taken, below.
-            #[cfg_attr(CONFIG_SMP, link_section = ".data..percpu")]
-            static TEMPLATE: <$ty as $crate::percpu::StaticPerCpuType>::Template = {
-                // The initial value is evaluated outside the `unsafe` block below.
-                let init = $init;
-                // SAFETY: This is the initial value of a static in the per-CPU section (without
-                // `CONFIG_SMP` a plain static is the only copy, as in C).
-                unsafe { <$ty>::new_template(init) }
-            };
-            // SAFETY: `TEMPLATE` is the static in the per-CPU section defined just above, which
-            // nothing else can reach.
-            unsafe { <$ty>::from_template(::core::ptr::addr_of!(TEMPLATE)) }
+            // The initial value, evaluated in this outer block, where the template below cannot be
+            // named (items are visible in their whole block, but not in enclosing ones).
+            const __PER_CPU_INIT: <$ty as $crate::percpu::StaticPerCpuType>::Value = $init;
+            {
+                // The template of the copies. With `CONFIG_SMP` its address is a per-CPU address,
+                // not that of an object (for a module the loader does not even load the section):
+                // only the macro can name it, and it takes only its address.
+                #[cfg_attr(CONFIG_SMP, link_section = ".data..percpu")]
+                static TEMPLATE: <$ty as $crate::percpu::StaticPerCpuType>::Template =
+                    // SAFETY: This is the initial value of a static in the per-CPU section
+                    // (without `CONFIG_SMP` a plain static is the only copy, as in C).
+                    unsafe { <$ty>::new_template(__PER_CPU_INIT) };
+                // SAFETY: `TEMPLATE` is the static in the per-CPU section defined just above,
+                // which no other code can name.
+                unsafe { <$ty>::from_template(::core::ptr::addr_of!(TEMPLATE)) }
+            }
         };
     };
 }
 
-/// The types [`define_per_cpu!`](crate::define_per_cpu) defines, and the type of their template.
+mod private {
+    pub trait Sealed {}
+}
+
+/// The types [`define_per_cpu!`](crate::define_per_cpu) defines: the type of their initial value
+/// and of their template. Sealed.
 #[doc(hidden)]
-pub trait StaticPerCpuType {
+pub trait StaticPerCpuType: private::Sealed {
+    /// The initial value of every CPU's copy.
+    type Value;
     /// The static placed in the per-CPU section.
     type Template;
 }
 
-/// The static that [`define_per_cpu!`](crate::define_per_cpu) places in the per-CPU section: the
-/// template of every CPU's copy, reached only through its address.
+/// The template of a [`StaticPerCpuNum`]: the static that
+/// [`define_per_cpu!`](crate::define_per_cpu) places in the per-CPU section, reached only through
+/// its address.
 #[doc(hidden)]
 #[repr(transparent)]
-pub struct StaticPerCpuTemplate<X>(X);
+pub struct StaticPerCpuNumTemplate<T>(UnsafeCell<T>);
 
-// SAFETY: A template is not accessed as an object: `define_per_cpu!` defines it where no code can
-// name it and takes only its address, a per-CPU address.
-unsafe impl<X> Sync for StaticPerCpuTemplate<X> {}
+// SAFETY: A template is not accessed as an object: `define_per_cpu!` defines it where no other
+// code can name it and takes only its address, a per-CPU address.
+unsafe impl<T> Sync for StaticPerCpuNumTemplate<T> {}
+
+/// The template of a [`StaticPerCpu`], as [`StaticPerCpuNumTemplate`] is of a
+/// [`StaticPerCpuNum`].
+#[doc(hidden)]
+#[repr(transparent)]
+pub struct StaticPerCpuTemplate<T>(Slot<T>);
+
+// SAFETY: As for `StaticPerCpuNumTemplate`.
+unsafe impl<T> Sync for StaticPerCpuTemplate<T> {}
 
 /// An integer per possible CPU in a static per-CPU variable, defined with
 /// [`define_per_cpu!`](crate::define_per_cpu).
@@ -118,8 +138,11 @@ pub struct StaticPerCpuNum<T: PerCpuInt> {
 // current CPU, or volatile reads of other CPUs' values.
 unsafe impl<T: PerCpuInt> Sync for StaticPerCpuNum<T> {}
 
+impl<T: PerCpuInt> private::Sealed for StaticPerCpuNum<T> {}
+
 impl<T: PerCpuInt> StaticPerCpuType for StaticPerCpuNum<T> {
-    type Template = StaticPerCpuTemplate<UnsafeCell<T>>;
+    type Value = T;
+    type Template = StaticPerCpuNumTemplate<T>;
 }
 
 impl<T: PerCpuInt> StaticPerCpuNum<T> {
@@ -130,8 +153,8 @@ impl<T: PerCpuInt> StaticPerCpuNum<T> {
     /// The result must be the initial value of a static in the per-CPU section, as
     /// [`define_per_cpu!`](crate::define_per_cpu) defines it.
     #[doc(hidden)]
-    pub const unsafe fn new_template(v: T) -> StaticPerCpuTemplate<UnsafeCell<T>> {
-        StaticPerCpuTemplate(UnsafeCell::new(v))
+    pub const unsafe fn new_template(v: T) -> StaticPerCpuNumTemplate<T> {
+        StaticPerCpuNumTemplate(UnsafeCell::new(v))
     }
 
     /// Returns the variable whose template is at `template`.
@@ -142,11 +165,9 @@ impl<T: PerCpuInt> StaticPerCpuNum<T> {
     /// [`new_template`](Self::new_template), as [`define_per_cpu!`](crate::define_per_cpu)
     /// defines it.
     #[doc(hidden)]
-    pub const unsafe fn from_template(
-        template: *const StaticPerCpuTemplate<UnsafeCell<T>>,
-    ) -> Self {
-        // INVARIANT: `StaticPerCpuTemplate` and `UnsafeCell` are transparent: `template` is the
-        // per-CPU address of the `T`s, as the caller guarantees.
+    pub const unsafe fn from_template(template: *const StaticPerCpuNumTemplate<T>) -> Self {
+        // INVARIANT: `StaticPerCpuNumTemplate` and `UnsafeCell` are transparent: `template` is
+        // the per-CPU address of the `T`s, as the caller guarantees.
         Self {
             percpu: template.cast_mut().cast(),
         }
@@ -161,8 +182,8 @@ impl<T: PerCpuInt> StaticPerCpuNum<T> {
     /// Returns the address of `cpu`'s value.
     #[inline(always)]
     fn cpu_ptr(&self, cpu: PossibleCpu) -> *mut T {
-        // SAFETY: By the type invariants our address is a per-CPU address, and `cpu` is a
-        // possible CPU, for which `per_cpu_ptr()` is defined.
+        // SAFETY: By the type invariants `percpu` is a per-CPU address, and `cpu` is a possible
+        // CPU, for which `per_cpu_ptr()` is defined.
         unsafe { bindings::per_cpu_ptr(self.percpu_ptr().cast(), cpu.as_u32()) }.cast()
     }
 
@@ -190,8 +211,11 @@ pub struct StaticPerCpu<T: Copy + Send> {
 // CPU; the values are used by the tasks of every CPU, so `T` must be `Send`.
 unsafe impl<T: Copy + Send> Sync for StaticPerCpu<T> {}
 
+impl<T: Copy + Send> private::Sealed for StaticPerCpu<T> {}
+
 impl<T: Copy + Send> StaticPerCpuType for StaticPerCpu<T> {
-    type Template = StaticPerCpuTemplate<Slot<T>>;
+    type Value = T;
+    type Template = StaticPerCpuTemplate<T>;
 }
 
 impl<T: Copy + Send> StaticPerCpu<T> {
@@ -202,7 +226,7 @@ impl<T: Copy + Send> StaticPerCpu<T> {
     /// The result must be the initial value of a static in the per-CPU section, as
     /// [`define_per_cpu!`](crate::define_per_cpu) defines it.
     #[doc(hidden)]
-    pub const unsafe fn new_template(v: T) -> StaticPerCpuTemplate<Slot<T>> {
+    pub const unsafe fn new_template(v: T) -> StaticPerCpuTemplate<T> {
         // The module loader aligns a module's per-CPU section to at most `PAGE_SIZE` (with a
         // warning): a larger alignment would give misaligned copies.
         const {
@@ -222,7 +246,7 @@ impl<T: Copy + Send> StaticPerCpu<T> {
     /// [`new_template`](Self::new_template), as [`define_per_cpu!`](crate::define_per_cpu)
     /// defines it.
     #[doc(hidden)]
-    pub const unsafe fn from_template(template: *const StaticPerCpuTemplate<Slot<T>>) -> Self {
+    pub const unsafe fn from_template(template: *const StaticPerCpuTemplate<T>) -> Self {
         // INVARIANT: `StaticPerCpuTemplate` is transparent: `template` is the per-CPU address of
         // the slots, as the caller guarantees.
         Self {
@@ -239,7 +263,7 @@ impl<T: Copy + Send> StaticPerCpu<T> {
         let preempt = PreemptGuard::new();
         let percpu = self.percpu;
         let slot: *const Slot<T> =
-            // SAFETY: By the type invariants our address is a per-CPU address; preemption is
+            // SAFETY: By the type invariants `percpu` is a per-CPU address; preemption is
             // disabled, as `this_cpu_ptr()` requires.
             unsafe { bindings::this_cpu_ptr(percpu.cast_mut().cast()) }.cast();
         // SAFETY: `slot` is the current CPU's copy, which lives as long as the static (for a
