@@ -156,13 +156,38 @@ impl UpHeld {
         true
     }
 
-    /// Returns whether the lock is held. Interrupts must be disabled (the type invariants).
-    #[cfg(all(not(CONFIG_SMP), not(CONFIG_PREEMPT_RT)))]
+    /// Returns whether the lock is held (always `false` with `CONFIG_SMP` or `PREEMPT_RT`).
+    ///
+    /// # Safety
+    ///
+    /// Without `CONFIG_SMP` and `PREEMPT_RT`, interrupts are disabled.
     #[inline(always)]
-    fn is_held(&self, _irqs_off: &crate::interrupt::LocalInterruptDisabled) -> bool {
-        // SAFETY: `_irqs_off` shows that interrupts are disabled on the only CPU: nothing else
-        // accesses `held`.
-        unsafe { *self.held.get() }
+    unsafe fn is_held(&self) -> bool {
+        #[cfg(all(not(CONFIG_SMP), not(CONFIG_PREEMPT_RT)))]
+        // SAFETY: Interrupts are disabled on the only CPU: nothing else accesses `held`.
+        if unsafe { *self.held.get() } {
+            return true;
+        }
+        false
+    }
+
+    /// `spin_trylock_irqsave()` on `ptr`; without `CONFIG_SMP` and `PREEMPT_RT`, only if the lock
+    /// is not held, tested with interrupts disabled.
+    ///
+    /// # Safety
+    ///
+    /// `ptr` points to the initialised `spinlock_t` of the lock whose flag this is.
+    #[inline(always)]
+    unsafe fn trylock_irqsave(&self, ptr: *mut bindings::spinlock_t, flags: &mut c_ulong) -> bool {
+        #[cfg(any(CONFIG_SMP, CONFIG_PREEMPT_RT))]
+        // SAFETY: `ptr` is valid and initialised; `flags` is a valid place for the saved state.
+        let taken = unsafe { bindings::spin_trylock_irqsave(ptr, flags) };
+        #[cfg(all(not(CONFIG_SMP), not(CONFIG_PREEMPT_RT)))]
+        // SAFETY: As above. The helper reads `held` with interrupts disabled, as the type
+        // invariants require.
+        let taken =
+            unsafe { bindings::spin_trylock_irqsave_unless_held(ptr, self.held.get(), flags) };
+        taken != 0
     }
 
     /// Records that the critical section is ending, with interrupts still disabled.
@@ -241,15 +266,15 @@ unsafe fn lock_joined(ptr: *mut bindings::spinlock_t) {
 ///
 /// # Safety
 ///
-/// As for [`lock_joined`].
-#[cfg(any(CONFIG_SMP, CONFIG_PREEMPT_RT))]
+/// As for [`lock_joined`]; `held` is the flag of the lock at `ptr`.
 #[cold]
 #[inline(never)]
-unsafe fn try_lock_joined(ptr: *mut bindings::spinlock_t) -> bool {
-    // SAFETY: As in `lock_joined`; on failure the region is left again, as it was found.
+unsafe fn try_lock_joined(ptr: *mut bindings::spinlock_t, held: &UpHeld) -> bool {
+    // SAFETY: As in `lock_joined`; on failure the region is left again, as it was found. Without
+    // `PREEMPT_RT` the region disables interrupts, as `is_held()` requires.
     unsafe {
         bindings::local_interrupt_disable();
-        if bindings::spin_trylock(ptr) != 0 {
+        if !held.is_held() && bindings::spin_trylock(ptr) != 0 {
             return true;
         }
         bindings::local_interrupt_enable();
@@ -335,36 +360,22 @@ unsafe fn lock(ptr: *mut bindings::spinlock_t) -> Saved {
 #[inline(always)]
 unsafe fn try_lock(ptr: *mut bindings::spinlock_t, held: &UpHeld) -> Option<Saved> {
     // Without `CONFIG_SMP` (and `PREEMPT_RT`) C's `spin_trylock()` cannot see a holder: the lock
-    // has no state (or, with `CONFIG_DEBUG_SPINLOCK`, a failed try is reported as a bug), and it
-    // would succeed inside the lock's own critical section. The lock's own flag is tested instead,
-    // with interrupts disabled; if it is clear, nothing holds the lock and taking it cannot wait.
+    // has no state, and the try would succeed inside the lock's own critical section. The lock's
+    // own flag is tested first, with interrupts disabled. An NMI may have interrupted the holder
+    // between taking the lock and setting the flag: it never gets the lock.
     #[cfg(all(not(CONFIG_SMP), not(CONFIG_PREEMPT_RT)))]
-    {
-        let region = crate::interrupt::local_interrupt_disable();
-        if held.is_held(&region) {
-            return None;
-        }
-        // SAFETY: `ptr` is valid and initialised; a refcounted region is open. The section joins
-        // it, and keeps interrupts disabled after `region` ends.
-        unsafe { lock_joined(ptr) };
-        Some(Saved::Joined)
+    // SAFETY: `in_nmi()` only reads the preempt count.
+    if unsafe { bindings::in_nmi() } {
+        return None;
     }
-    #[cfg(any(CONFIG_SMP, CONFIG_PREEMPT_RT))]
-    {
-        let _ = held;
-        if refcounted_irq_depth() == 0 {
-            let mut flags: c_ulong = 0;
-            // SAFETY: `ptr` is valid and initialised; `flags` is a valid place for the saved
-            // state.
-            if unsafe { bindings::spin_trylock_irqsave(ptr, &mut flags) } != 0 {
-                Some(Saved::Flags(flags))
-            } else {
-                None
-            }
-        } else {
-            // SAFETY: `ptr` is valid and initialised; a refcounted region is open.
-            unsafe { try_lock_joined(ptr) }.then_some(Saved::Joined)
-        }
+    if refcounted_irq_depth() == 0 {
+        let mut flags: c_ulong = 0;
+        // SAFETY: `ptr` is valid and initialised, and `held` is its lock's flag.
+        unsafe { held.trylock_irqsave(ptr, &mut flags) }.then_some(Saved::Flags(flags))
+    } else {
+        // SAFETY: `ptr` is valid and initialised; a refcounted region is open; `held` is the
+        // lock's flag.
+        unsafe { try_lock_joined(ptr, held) }.then_some(Saved::Joined)
     }
 }
 
@@ -410,8 +421,9 @@ impl<T: ?Sized> SpinLockIrqSave<T> {
 
     /// Runs `f` with the lock held if it can be taken without spinning; returns `None` otherwise.
     ///
-    /// Without `CONFIG_SMP`, where C's spinlock has no state to test, the lock's own flag is
-    /// tested instead: `None` means the lock is held there too.
+    /// Without `CONFIG_SMP` (and `PREEMPT_RT`), where C's spinlock has no state to test, the
+    /// lock's own flag is tested instead: the try fails only inside the lock's own critical
+    /// section (or while a holder sleeps, a bug), and always in NMI context.
     ///
     /// # Examples
     ///
@@ -868,6 +880,12 @@ mod tests {
             assert_eq!(nested, Some(true));
             assert!(!irqs_disabled());
         }
+        // In an interrupt handler (interrupts disabled, no refcounted region; a thread on
+        // `PREEMPT_RT`), on a free lock.
+        crate::irq_work::run_on(crate::cpu::CpuId::current(), &|| {
+            let _ = a.try_lock_irqsave(|g| **g += 10);
+        })?;
+        assert_eq!(a.lock_irqsave(|g| **g), 11);
         Ok(())
     }
 
