@@ -16,12 +16,11 @@ vm() {
 	if [ "$boot" = clean ]; then
 		cpus=(--cpus 4,maxcpus=8 --append maxcpus=3)
 		# Linux counts QEMU's hot-pluggable CPUs as possible only under a hypervisor it
-		# recognises (arch/x86/kernel/acpi/boot.c, acpi_is_processor_usable()). Under KVM
-		# that is KVM. Under TCG it is QEMU's VMware backdoor port (vmport, on by default),
-		# which Linux probes when the CPU does not report a hypervisor and the DMI serial
-		# number names VMware (arch/x86/kernel/cpu/vmware.c; configs/matrix/x86_64.config).
-		[ "$(vm_accel)" = kvm ] ||
-			cpus+=(--qemu-opts="-cpu max,-hypervisor -smbios type=1,serial=VMware-rust-percpu")
+		# recognises (arch/x86/kernel/acpi/boot.c, acpi_is_processor_usable()). That is QEMU's
+		# VMware backdoor port (vmport, on by default, under TCG and KVM alike), which Linux
+		# probes when the CPU does not report a hypervisor and the DMI serial number names
+		# VMware (arch/x86/kernel/cpu/vmware.c; configs/matrix/x86_64.config).
+		cpus+=(--qemu-opts="-cpu max,-hypervisor -smbios type=1,serial=VMware-rust-percpu")
 	fi
 	rm -rf "$dir"; mkdir -p "$dir"
 	start=$(date +%s)

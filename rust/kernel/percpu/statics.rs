@@ -11,9 +11,8 @@
 //! address is the per-CPU address of the variable, not the address of an object (for a module the
 //! loader does not load the section at all), so Rust code must never hold a reference to it. The
 //! macro keeps it out of reach and defines the named static as a handle holding that address;
-//! every access
-//! goes through `this_cpu_*()` or `per_cpu_ptr()`, exactly as in C. Within the defining crate the
-//! handle is a constant, and the compiler uses the address directly, as C does.
+//! every access goes through `this_cpu_*()` or `per_cpu_ptr()`, exactly as in C. Within the
+//! defining crate the handle is a constant, and the compiler uses the address directly, as C does.
 //!
 //! - [`StaticPerCpuNum<T>`]: an integer per CPU, with the operations of
 //!   [`PerCpuNum`](super::PerCpuNum).
