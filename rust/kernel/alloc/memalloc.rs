@@ -25,7 +25,10 @@
 //!
 //! Scopes nest. A scope only clears on exit the task flag that it set itself, so a [`NoFs`] scope
 //! inside another [`NoFs`] or [`NoIo`] scope leaves the outer one in force. Scopes are tied to the
-//! task that entered them (they are neither [`Send`] nor [`Sync`]). [`memalloc_scope!`] binds the
+//! task that entered them (they are neither [`Send`] nor [`Sync`]). In interrupt context (an
+//! `irq_work` closure, an [`on_each_cpu`] function) that task is whichever task the interrupt
+//! hit, as for C's `memalloc_*_save()` there: a scope has no use there (allocations in interrupt
+//! context never reclaim), and one that is forgotten there leaves its flag on that task. [`memalloc_scope!`] binds the
 //! scope to a hidden variable of the enclosing block, and [`scope`] to a closure: used that way,
 //! scopes end in the reverse order of entry.
 //!
@@ -56,6 +59,7 @@
 //! C header: [`include/linux/sched/mm.h`](srctree/include/linux/sched/mm.h)
 //!
 //! [`mem::forget`]: core::mem::forget
+//! [`on_each_cpu`]: crate::percpu::on_each_cpu
 //! [`GFP_KERNEL`]: super::flags::GFP_KERNEL
 //! [`GFP_NOFS`]: super::flags::GFP_NOFS
 //! [`GFP_NOIO`]: super::flags::GFP_NOIO
@@ -117,28 +121,36 @@ pub fn might_alloc(flags: Flags) {
 }
 
 mod private {
+    /// The C pair behind a [`ScopeKind`](super::ScopeKind).
+    ///
+    /// Public in a private module: code outside this module can hold a value of it (through
+    /// `ScopeKind::KIND`) but can neither name it nor act on it. Only `Scope` calls the C
+    /// functions, so a scope can only clear the flag it set.
+    #[derive(Clone, Copy)]
+    pub enum Kind {
+        NoFs,
+        NoIo,
+        NoMovable,
+    }
+
     pub trait Sealed {}
 }
 
+use private::Kind;
+
 /// A kind of memory allocation scope: [`NoFs`], [`NoIo`] or [`NoMovable`].
+///
+/// The trait is sealed, and it has no methods: the only way to set or clear the task flag of a
+/// kind is a [`Scope`] of that kind, which clears only what it set. There is no raw `restore()`
+/// that could end a scope entered by someone else (C code's, or one that an interrupted task
+/// entered).
 pub trait ScopeKind: private::Sealed {
     /// The task flag (`PF_MEMALLOC_*`) this scope sets.
     const TASK_FLAG: u32;
 
-    /// Sets [`TASK_FLAG`] on the current task and returns the bits of it that this call set
-    /// (zero if the flag was already set), to pass to [`restore`].
-    ///
-    /// [`TASK_FLAG`]: ScopeKind::TASK_FLAG
-    /// [`restore`]: ScopeKind::restore
-    fn save() -> c_uint;
-
-    /// Clears the bits of `saved` that belong to [`TASK_FLAG`] on the current task.
-    ///
-    /// Only this kind's flag can be cleared, whatever `saved` is: see the [module
-    /// documentation](self) for what an unbalanced or out-of-order call does.
-    ///
-    /// [`TASK_FLAG`]: ScopeKind::TASK_FLAG
-    fn restore(saved: c_uint);
+    /// Which C pair enters and leaves this scope; usable only by this module.
+    #[doc(hidden)]
+    const KIND: Kind;
 }
 
 /// Scope in which reclaim does not call into the filesystem (C's `memalloc_nofs_save()`).
@@ -148,52 +160,54 @@ pub enum NoFs {}
 /// `memalloc_noio_save()`).
 pub enum NoIo {}
 
-/// Scope in which no movable memory is allocated, for pages about to be pinned long-term (C's
+/// Scope in which no movable memory is used, for pages about to be pinned long-term (C's
 /// `memalloc_pin_save()`).
 pub enum NoMovable {}
 
 macro_rules! impl_scope_kind {
-    ($kind:ty, $flag:ident, $save:ident, $restore:ident) => {
+    ($kind:ident, $flag:ident) => {
         impl private::Sealed for $kind {}
 
         impl ScopeKind for $kind {
             const TASK_FLAG: u32 = bindings::$flag;
-
-            #[inline]
-            fn save() -> c_uint {
-                // SAFETY: Only sets `TASK_FLAG` in the current task's flags, which only the task
-                // itself changes.
-                unsafe { bindings::$save() }
-            }
-
-            #[inline]
-            fn restore(saved: c_uint) {
-                // SAFETY: Clears, in the current task's flags, at most `TASK_FLAG`: the C
-                // function clears exactly the bits it is given.
-                unsafe { bindings::$restore(saved & Self::TASK_FLAG) }
-            }
+            const KIND: Kind = Kind::$kind;
         }
     };
 }
 
-impl_scope_kind!(
-    NoFs,
-    PF_MEMALLOC_NOFS,
-    memalloc_nofs_save,
-    memalloc_nofs_restore
-);
-impl_scope_kind!(
-    NoIo,
-    PF_MEMALLOC_NOIO,
-    memalloc_noio_save,
-    memalloc_noio_restore
-);
-impl_scope_kind!(
-    NoMovable,
-    PF_MEMALLOC_PIN,
-    memalloc_pin_save,
-    memalloc_pin_restore
-);
+impl_scope_kind!(NoFs, PF_MEMALLOC_NOFS);
+impl_scope_kind!(NoIo, PF_MEMALLOC_NOIO);
+impl_scope_kind!(NoMovable, PF_MEMALLOC_PIN);
+
+/// Sets `K::TASK_FLAG` on the current task and returns the bits of it that this call set (zero
+/// if the flag was already set).
+#[inline(always)]
+fn save<K: ScopeKind>() -> c_uint {
+    // SAFETY: Each C function only sets its own `PF_MEMALLOC_*` flag in the current task's
+    // flags, which only the task itself changes.
+    unsafe {
+        match K::KIND {
+            Kind::NoFs => bindings::memalloc_nofs_save(),
+            Kind::NoIo => bindings::memalloc_noio_save(),
+            Kind::NoMovable => bindings::memalloc_pin_save(),
+        }
+    }
+}
+
+/// Clears the bits of `saved` that belong to `K::TASK_FLAG` on the current task.
+#[inline(always)]
+fn restore<K: ScopeKind>(saved: c_uint) {
+    let saved = saved & K::TASK_FLAG;
+    // SAFETY: Clears, in the current task's flags, at most `K::TASK_FLAG`: each C function clears
+    // exactly the bits it is given.
+    unsafe {
+        match K::KIND {
+            Kind::NoFs => bindings::memalloc_nofs_restore(saved),
+            Kind::NoIo => bindings::memalloc_noio_restore(saved),
+            Kind::NoMovable => bindings::memalloc_pin_restore(saved),
+        }
+    }
+}
 
 /// Returns whether a scope of kind `K` is active on the current task.
 ///
@@ -225,7 +239,7 @@ pub fn is_active<K: ScopeKind>() -> bool {
 ///
 /// # Invariants
 ///
-/// `saved` is the value `K::save()` returned on the task that created this object, which is the
+/// `saved` is the value `save::<K>()` returned on the task that created this object, which is the
 /// task that owns it: a subset of `K::TASK_FLAG`.
 #[must_use = "the scope ends immediately when unused"]
 pub struct Scope<K: ScopeKind> {
@@ -257,9 +271,9 @@ impl<K: ScopeKind> Scope<K> {
     /// ```
     #[inline]
     pub fn enter() -> Self {
-        // INVARIANT: `saved` comes from `K::save()` on this task, which owns `Self` (`!Send`).
+        // INVARIANT: `saved` comes from `save::<K>()` on this task, which owns `Self` (`!Send`).
         Self {
-            saved: K::save(),
+            saved: save::<K>(),
             _kind: PhantomData,
             _not_send: NotThreadSafe,
         }
@@ -271,7 +285,7 @@ impl<K: ScopeKind> Drop for Scope<K> {
     fn drop(&mut self) {
         // By the type invariants, this runs on the task that entered the scope and clears
         // `K::TASK_FLAG` only if this scope set it.
-        K::restore(self.saved);
+        restore::<K>(self.saved);
     }
 }
 
@@ -565,8 +579,8 @@ mod tests {
             core::mem::forget(Scope::<NoFs>::enter());
             // Documented: a forgotten outermost scope leaves the flag set on the task.
             let left = (is_active::<NoFs>(), current_gfp_context(GFP_KERNEL));
-            // The only way out: clear this kind's flag explicitly.
-            NoFs::restore(NoFs::TASK_FLAG);
+            // The only way out (for this test, inside the module): clear the flag explicitly.
+            restore::<NoFs>(NoFs::TASK_FLAG);
             (left, is_active::<NoFs>())
         };
         assert!(in_outer && !after_outer);
