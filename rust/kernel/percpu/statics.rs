@@ -5,9 +5,18 @@
 //! [`define_per_cpu!`](crate::define_per_cpu) places a static in the per-CPU section
 //! (`.data..percpu`, plain data without `CONFIG_SMP`). The kernel gives every possible CPU a copy
 //! of the section, initialised from the static's initial value: at boot for built-in code, at
-//! load time for a module (the module loader allocates and fills the module's per-CPU area, and
-//! fails the load with `ENOMEM` if the area reserved for modules, `PERCPU_MODULE_RESERVE`, is
-//! full). The static in the section is only the template of those copies: with `CONFIG_SMP` its
+//! load time for a module (the module loader allocates and fills the module's per-CPU area).
+//!
+//! A module's per-CPU section, all of its statics together, comes from an area of
+//! `PERCPU_MODULE_RESERVE` bytes (8 KiB) that every loaded module shares. A single static larger
+//! than that does not compile in a module. Several statics that fit one by one may still not fit
+//! together, or not beside the sections of the modules already loaded: the load then fails with
+//! `ENOMEM`, and the kernel logs it (`percpu: allocation failed` with a stack dump, and a
+//! `WARNING` from the per-CPU allocator if the section exceeds `PCPU_MIN_UNIT_SIZE`, 32 KiB), as
+//! for a C module with too much `DEFINE_PER_CPU()` data. Keep module statics small (counters,
+//! flags) and use [`PerCpu`](super::PerCpu) for anything large: dynamic per-CPU memory has no
+//! such limit. Built-in code has none either: its statics are part of the kernel's own per-CPU
+//! area. The static in the section is only the template of those copies: with `CONFIG_SMP` its
 //! address is the per-CPU address of the variable, not the address of an object (for a module the
 //! loader does not load the section at all), so Rust code must never hold a reference to it. The
 //! macro keeps it out of reach and defines the named static as a handle holding that address;
@@ -62,6 +71,15 @@ macro_rules! define_per_cpu {
             any(CONFIG_LOONGARCH, all(CONFIG_PPC64, not(CONFIG_PPC_KERNEL_PCREL)))
         ))]
         ::core::compile_error!("define_per_cpu! is not supported in modules on this architecture");
+        // A module's per-CPU section is allocated at load time from the area that all modules
+        // share, `PERCPU_MODULE_RESERVE` bytes: a larger static could never be loaded (the load
+        // fails, and beyond `PCPU_MIN_UNIT_SIZE` the per-CPU allocator warns first).
+        #[cfg(all(MODULE, CONFIG_SMP))]
+        const _: () = ::core::assert!(
+            ::core::mem::size_of::<<$ty as $crate::percpu::StaticPerCpuType>::Template>()
+                <= $crate::bindings::PERCPU_MODULE_RESERVE as usize,
+            "a static per-CPU variable of a module must fit in PERCPU_MODULE_RESERVE (8 KiB)"
+        );
         $(#[$attr])*
         $vis static $name: $ty = {
             // The initial value, evaluated in this outer block, where the template below cannot be
