@@ -368,18 +368,47 @@ fn wait_for(mut done: impl FnMut() -> bool) -> bool {
     done()
 }
 
+// The kernel crate's test hooks for deferred allocation workers (only in test kernels): raw C
+// symbols, not Rust API, because holding the workers stalls every deferred allocation.
+#[cfg(CONFIG_RUST_PERCPU_KUNIT_TEST)]
+extern "C" {
+    fn rust_percpu_deferred_test_hold(hold: bool);
+    fn rust_percpu_deferred_test_held() -> u64;
+    fn rust_percpu_deferred_test_released() -> u64;
+    fn rust_percpu_deferred_test_live() -> i64;
+}
+
+/// Holds (or releases) the deferred allocation workers.
+#[cfg(CONFIG_RUST_PERCPU_KUNIT_TEST)]
+fn hold_workers(hold: bool) {
+    // SAFETY: The hook only stores a flag that the workers poll (for at most 30 s each).
+    unsafe { rust_percpu_deferred_test_hold(hold) }
+}
+
+/// Returns how many workers were held and how many of those went on, and the live cores.
+#[cfg(CONFIG_RUST_PERCPU_KUNIT_TEST)]
+fn worker_counts() -> (u64, u64, i64) {
+    // SAFETY: The hooks only read counters.
+    unsafe {
+        (
+            rust_percpu_deferred_test_held(),
+            rust_percpu_deferred_test_released(),
+            rust_percpu_deferred_test_live(),
+        )
+    }
+}
+
 /// `deferred_unload=1`: queues a `DeferredPerCpuNum` allocation whose worker is held inside the
 /// work function, and drops the last handle, so that only the work item keeps it alive.
 #[cfg(CONFIG_RUST_PERCPU_KUNIT_TEST)]
 fn deferred_unload_queue() -> Result {
-    use kernel::percpu::deferred::test_hooks;
-    let (held, _) = test_hooks::held_and_released();
-    test_hooks::hold_workers();
+    let (held, _, _) = worker_counts();
+    hold_workers(true);
     let d = KBox::pin_init(DeferredPerCpuNum::<u64>::new(), GFP_KERNEL)?;
     let counted = d.add(1);
     drop(d);
-    if counted || !wait_for(|| test_hooks::held_and_released().0 > held) {
-        test_hooks::release_workers();
+    if counted || !wait_for(|| worker_counts().0 > held) {
+        hold_workers(false);
         pr_err!("deferred_unload: the allocation worker did not start\n");
         return Err(EIO);
     }
@@ -391,19 +420,18 @@ fn deferred_unload_queue() -> Result {
 /// everything.
 #[cfg(CONFIG_RUST_PERCPU_KUNIT_TEST)]
 fn deferred_unload_check() -> Result {
-    use kernel::percpu::deferred::test_hooks;
-    test_hooks::release_workers();
+    hold_workers(false);
     let finished = wait_for(|| {
-        let (held, released) = test_hooks::held_and_released();
-        held > 0 && held == released && test_hooks::live_cores() == 0
+        let (held, released, live) = worker_counts();
+        held > 0 && held == released && live == 0
     });
-    let (held, released) = test_hooks::held_and_released();
+    let (held, released, live) = worker_counts();
     if !finished {
         pr_err!(
             "deferred_unload: held {} released {} live {}\n",
             held,
             released,
-            test_hooks::live_cores()
+            live
         );
         return Err(EIO);
     }

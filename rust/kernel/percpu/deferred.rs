@@ -289,9 +289,11 @@ impl<T: PerCpuInt> Deref for PerCpuNumRef<'_, T> {
 
 /// Hooks for the selftests: hold allocation workers, count the live untyped parts.
 ///
-/// Only with `CONFIG_RUST_PERCPU_KUNIT_TEST`; without it they compile to nothing.
-#[doc(hidden)]
-pub mod test_hooks {
+/// Only with `CONFIG_RUST_PERCPU_KUNIT_TEST`; without it they compile to nothing. They are not
+/// part of the Rust API: holding the workers stalls every deferred allocation of the system, so
+/// the selftests reach them only through the C symbols `rust_percpu_deferred_test_*`, declared
+/// `extern "C"` on their side and called from `unsafe` code, like any raw C function.
+mod test_hooks {
     #[cfg(CONFIG_RUST_PERCPU_KUNIT_TEST)]
     use crate::{
         sync::atomic::{ordering, Atomic},
@@ -330,31 +332,32 @@ pub mod test_hooks {
         }
     }
 
-    /// Makes allocation workers that start from now on wait (at most 30 s) until
-    /// [`release_workers`] is called.
+    /// With `hold` true, makes allocation workers that start from now on wait (at most 30 s)
+    /// until called with `hold` false, which lets held workers go on.
     #[cfg(CONFIG_RUST_PERCPU_KUNIT_TEST)]
-    pub fn hold_workers() {
-        HOLD.store(1, ordering::Release);
+    #[no_mangle]
+    extern "C" fn rust_percpu_deferred_test_hold(hold: bool) {
+        HOLD.store(i32::from(hold), ordering::Release);
     }
 
-    /// Lets held allocation workers go on.
+    /// Returns how many workers were held since boot.
     #[cfg(CONFIG_RUST_PERCPU_KUNIT_TEST)]
-    pub fn release_workers() {
-        HOLD.store(0, ordering::Release);
+    #[no_mangle]
+    extern "C" fn rust_percpu_deferred_test_held() -> u64 {
+        HELD.load(ordering::Acquire)
     }
 
-    /// Returns how many workers were held and how many of those went on since boot.
+    /// Returns how many held workers went on since boot.
     #[cfg(CONFIG_RUST_PERCPU_KUNIT_TEST)]
-    pub fn held_and_released() -> (u64, u64) {
-        (
-            HELD.load(ordering::Acquire),
-            RELEASED.load(ordering::Acquire),
-        )
+    #[no_mangle]
+    extern "C" fn rust_percpu_deferred_test_released() -> u64 {
+        RELEASED.load(ordering::Acquire)
     }
 
     /// Returns the number of untyped parts alive (not yet freed), pending work items included.
     #[cfg(CONFIG_RUST_PERCPU_KUNIT_TEST)]
-    pub fn live_cores() -> i64 {
+    #[no_mangle]
+    extern "C" fn rust_percpu_deferred_test_live() -> i64 {
         LIVE.load(ordering::Relaxed)
     }
 
