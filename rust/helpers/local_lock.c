@@ -66,3 +66,16 @@ __rust_helper void rust_helper_local_lock_release(local_trylock_t *tl)
 {
 	__local_unlock(tl);
 }
+
+/*
+ * Whether the lock at @tl (one CPU's, not necessarily this CPU's) is held: a
+ * guard passed to mem::forget() leaves it held for ever.
+ */
+__rust_helper bool rust_helper_local_lock_is_held(local_trylock_t *tl)
+{
+#ifndef CONFIG_PREEMPT_RT
+	return READ_ONCE(tl->acquired);
+#else
+	return spin_is_locked(tl);
+#endif
+}

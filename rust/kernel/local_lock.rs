@@ -26,7 +26,7 @@ use crate::{
 use core::{
     cell::UnsafeCell,
     marker::PhantomData,
-    mem::size_of,
+    mem::{size_of, ManuallyDrop},
     ops::{Deref, DerefMut},
     pin::Pin,
 };
@@ -109,8 +109,9 @@ struct Slot<T> {
 /// # Invariants
 ///
 /// For every possible CPU, the slot of `raw` holds an initialised lock and an initialised `T`.
+/// `raw` is dropped only by `Drop`.
 pub struct LocalLock<T> {
-    raw: RawPerCpu<Slot<T>>,
+    raw: ManuallyDrop<RawPerCpu<Slot<T>>>,
     _p: PhantomData<T>,
 }
 
@@ -169,7 +170,7 @@ impl<T> LocalLock<T> {
         }
         // INVARIANT: Every possible CPU's lock and value were initialised above.
         Ok(Self {
-            raw,
+            raw: ManuallyDrop::new(raw),
             _p: PhantomData,
         })
     }
@@ -216,11 +217,21 @@ impl<T> LocalLock<T> {
     /// dropped in any order. On `PREEMPT_RT`, as in C, interrupts stay enabled: the lock is then
     /// a sleeping lock, which interrupt handlers (threaded there) take like any task.
     ///
-    /// Returns `None` as [`LocalLock::lock`] does.
+    /// Returns `None` as [`LocalLock::lock`] does. In NMI context it returns `None` before it
+    /// does anything else: it does not touch the interrupt state there (C's
+    /// `local_interrupt_disable()` warns in NMI context).
     #[inline]
     pub fn lock_irqsave(&self) -> Option<LocalLockGuard<'_, T>> {
+        // On `PREEMPT_RT` interrupts are left alone, and `local_lock_checked()` tests for NMI
+        // context first.
         #[cfg(not(CONFIG_PREEMPT_RT))]
-        // SAFETY: Balanced by `local_interrupt_enable()` below or in the guard's `drop`.
+        // SAFETY: `in_nmi()` only reads the preempt count.
+        if unsafe { bindings::in_nmi() } {
+            return None;
+        }
+        #[cfg(not(CONFIG_PREEMPT_RT))]
+        // SAFETY: Balanced by `local_interrupt_enable()` below or in the guard's `drop`; not in
+        // NMI context, tested above.
         unsafe {
             bindings::local_interrupt_disable()
         };
@@ -261,6 +272,17 @@ impl<T> LocalLock<T> {
 
 impl<T> Drop for LocalLock<T> {
     fn drop(&mut self) {
+        // A guard passed to `mem::forget` leaves its CPU's lock held for ever, and lockdep keeps
+        // the lock among the held locks of the task that took it. Freeing it would let lockdep
+        // read and write freed memory (the per-CPU allocator, unlike `kfree()`, does not check
+        // for held locks): the whole allocation is leaked instead, values included.
+        if possible_cpus().any(|cpu| {
+            // SAFETY: The slot of a possible CPU is valid, and its lock was initialised in `new`;
+            // the helper only reads it.
+            unsafe { bindings::local_lock_is_held(self.raw.cpu_ptr(cpu).cast()) }
+        }) {
+            return;
+        }
         if core::mem::needs_drop::<T>() {
             for cpu in possible_cpus() {
                 // SAFETY: By the type invariants the value is initialised; it is dropped once,
@@ -268,13 +290,16 @@ impl<T> Drop for LocalLock<T> {
                 unsafe { core::ptr::drop_in_place((*self.raw.cpu_ptr(cpu)).value.get()) };
             }
         }
+        // SAFETY: `raw` is dropped only here, once, and not used afterwards.
+        unsafe { ManuallyDrop::drop(&mut self.raw) };
     }
 }
 
 /// The current CPU's lock of a [`LocalLock`], held, and access to that CPU's value.
 ///
 /// A guard that is never dropped (`core::mem::forget`) keeps the lock held: later attempts on
-/// that CPU get `None`, as a leaked guard of any lock does.
+/// that CPU get `None`, as a leaked guard of any lock does, and when the [`LocalLock`] is dropped
+/// its per-CPU memory (values included) is leaked rather than freed under a held lock.
 ///
 /// The guard keeps the address of the slot it locked, so its value and its unlock stay those of
 /// the CPU the lock was taken on even if a bug (sleeping while holding it) moves the task.
@@ -415,5 +440,232 @@ mod tests {
             possible_cpus().count()
         );
         Ok(())
+    }
+
+    #[test]
+    fn dropped_under_a_forgotten_guard_is_leaked() -> Result {
+        use crate::sync::atomic::{ordering, Atomic};
+        struct CountsDrops<'a>(&'a Atomic<i32>);
+        impl Drop for CountsDrops<'_> {
+            fn drop(&mut self) {
+                self.0.add(1, ordering::Relaxed);
+            }
+        }
+        let drops = Atomic::new(0i32);
+        let l = new_local_lock!(GFP_KERNEL, |_| CountsDrops(&drops))?;
+        let percpu = l.raw.percpu_ptr();
+        let g = l.lock().ok_or(EINVAL)?;
+        let slot = g.slot;
+        core::mem::forget(g);
+        // This CPU's lock is held: the memory must be leaked, neither values dropped nor freed.
+        drop(l);
+        let dropped = drops.load(ordering::Relaxed);
+        // Test cleanup, which safe code cannot do: release the lock as the forgotten guard would
+        // have, then free the leaked allocation (its values need no drop).
+        // SAFETY: `slot` is this CPU's slot in the leaked allocation, whose lock this task holds
+        // (preemption is still disabled, as the guard left it); `percpu` is that allocation,
+        // freed once, and nothing refers to it any more.
+        unsafe {
+            bindings::local_lock_release(slot.cast());
+            bindings::free_percpu(percpu.cast());
+        }
+        assert_eq!(dropped, 0);
+        Ok(())
+    }
+
+    #[test]
+    fn none_in_nmi_context() -> Result {
+        // x86's local APIC sends an NMI to its own CPU; the other test kernels have no NMI to
+        // send, and the test checks nothing there.
+        #[cfg(CONFIG_X86_LOCAL_APIC)]
+        {
+            let r = nmi::run()?;
+            // In NMI context every attempt returned `None`, without and inside a refcounted
+            // interrupt-disabled region (where `SpinLockIrqSave` would join the region), and
+            // nothing warned (C's `local_interrupt_disable()` does in NMI context). A kernel that
+            // a warning tainted before cannot tell; the clean boot of `make check` fails then.
+            assert_eq!(r.plain, Some((nmi::ALL, 0)));
+            assert_eq!(r.joined, Some((nmi::ALL, 1)));
+            assert!(!r.warned);
+        }
+        Ok(())
+    }
+
+    /// [`LocalLock`] and [`SpinLockIrqSave`](crate::sync::SpinLockIrqSave) in NMI context: an
+    /// NMI that the local APIC sends to its own CPU, claimed by a handler of this test, as
+    /// `arch/x86/kernel/nmi_selftest.c` does.
+    #[cfg(CONFIG_X86_LOCAL_APIC)]
+    mod nmi {
+        use crate::{
+            bindings,
+            cpu::CpuId,
+            error::to_result,
+            interrupt::local_interrupt_disable,
+            local_lock::LocalLock,
+            new_local_lock,
+            percpu::PreemptGuard,
+            prelude::*,
+            sync::{
+                atomic::{Acquire, Atomic, Relaxed, Release},
+                new_spinlock_irqsave, SpinLockIrqSave,
+            },
+            time::{delay::udelay, Delta},
+        };
+        use core::ptr::null;
+
+        /// The handler ran in NMI context.
+        const IN_NMI: i32 = 1 << 0;
+        /// `LocalLock::lock()` returned `None`.
+        const LOCK_NONE: i32 = 1 << 1;
+        /// `LocalLock::lock_irqsave()` returned `None`.
+        const LOCK_IRQSAVE_NONE: i32 = 1 << 2;
+        /// `SpinLockIrqSave::try_lock_irqsave()` returned `None`.
+        const TRY_LOCK_IRQSAVE_NONE: i32 = 1 << 3;
+        /// What the handler must find.
+        pub(super) const ALL: i32 = IN_NMI | LOCK_NONE | LOCK_IRQSAVE_NONE | TRY_LOCK_IRQSAVE_NONE;
+
+        /// The name the handler is registered under and unregistered by.
+        const NAME: &CStr = c"rust_kunit_local_lock_nmi";
+
+        /// The CPU whose next NMI the handler claims, or -1.
+        static ARMED: Atomic<i32> = Atomic::new(-1);
+        /// Set by the handler (release) once it has stored its results.
+        static DONE: Atomic<i32> = Atomic::new(0);
+        /// The handler's results (`IN_NMI` and the others).
+        static RESULT: Atomic<i32> = Atomic::new(0);
+        /// The depth of refcounted interrupt disabling that the handler saw.
+        static DEPTH: Atomic<u32> = Atomic::new(0);
+        /// The `LocalLock` the handler tries, set by [`run`] before it arms a CPU.
+        static LOCAL: Atomic<*const LocalLock<u32>> = Atomic::new(null());
+        /// The `SpinLockIrqSave` the handler tries, set by [`run`] before it arms a CPU.
+        static IRQSAVE: Atomic<*const SpinLockIrqSave<u32>> = Atomic::new(null());
+
+        /// What the handler found without and inside a refcounted interrupt-disabled region
+        /// (`None`: it did not run within a second), and whether a warning tainted the kernel
+        /// meanwhile.
+        pub(super) struct Outcome {
+            pub(super) plain: Option<(i32, u32)>,
+            pub(super) joined: Option<(i32, u32)>,
+            pub(super) warned: bool,
+        }
+
+        /// Claims the NMI armed for this CPU, once, and records what the locks do in it.
+        ///
+        /// # Safety
+        ///
+        /// Called by the NMI code only, as the `NMI_LOCAL` handler that [`run`] registers.
+        unsafe extern "C" fn handler(_type: c_uint, _regs: *mut bindings::pt_regs) -> c_int {
+            let cpu = i32::from(CpuId::current());
+            if ARMED.cmpxchg(cpu, -1, Acquire).is_err() {
+                return bindings::NMI_DONE as c_int;
+            }
+            let mut result = 0;
+            // SAFETY: `in_nmi()` only reads the preempt count.
+            if unsafe { bindings::in_nmi() } {
+                result |= IN_NMI;
+            }
+            // SAFETY: `hardirq_disable_depth()` only reads the preempt count.
+            DEPTH.store(unsafe { bindings::hardirq_disable_depth() }, Relaxed);
+            // SAFETY: `run` stored the addresses of two locks before it armed a CPU (release),
+            // the arming was claimed above (acquire), and the locks live until after `run` has
+            // unregistered this handler, which waits for running handlers. They are only shared.
+            let (local, irqsave) = unsafe { (&*LOCAL.load(Relaxed), &*IRQSAVE.load(Relaxed)) };
+            if local.lock().is_none() {
+                result |= LOCK_NONE;
+            }
+            if local.lock_irqsave().is_none() {
+                result |= LOCK_IRQSAVE_NONE;
+            }
+            if irqsave.try_lock_irqsave(|_| ()).is_none() {
+                result |= TRY_LOCK_IRQSAVE_NONE;
+            }
+            RESULT.store(result, Relaxed);
+            DONE.store(1, Release);
+            bindings::NMI_HANDLED as c_int
+        }
+
+        /// Sends an NMI to this CPU and waits up to a second for the handler; returns its results
+        /// and the depth it saw, or `None` if it did not run.
+        fn nmi_self() -> Option<(i32, u32)> {
+            // The task stays on the CPU that the NMI is sent to, so the NMI interrupts this task.
+            let preempt = PreemptGuard::new();
+            let cpu = i32::from(preempt.cpu().id());
+            DONE.store(0, Relaxed);
+            ARMED.store(cpu, Release);
+            // SAFETY: `cpu` is the CPU this task runs on, online. The helper has the local APIC
+            // send it an NMI, which `handler` claims.
+            unsafe { bindings::apic_send_nmi(cpu) };
+            let mut waited = 0;
+            while DONE.load(Acquire) == 0 && waited < 100_000 {
+                udelay(Delta::from_micros(10));
+                waited += 1;
+            }
+            // Disarm, so that no later NMI runs the checks. If the handler claimed the NMI, it
+            // has finished: it ran on this CPU, which runs this task again.
+            let timed_out = ARMED.cmpxchg(cpu, -1, Relaxed).is_ok();
+            drop(preempt);
+            if timed_out || DONE.load(Acquire) == 0 {
+                return None;
+            }
+            Some((RESULT.load(Relaxed), DEPTH.load(Relaxed)))
+        }
+
+        /// Whether a warning has tainted the kernel (`TAINT_WARN`).
+        fn warned() -> bool {
+            // SAFETY: `test_taint()` only reads the taint flags.
+            unsafe { bindings::test_taint(bindings::TAINT_WARN) != 0 }
+        }
+
+        /// Registers the handler, runs it in an NMI without and inside a refcounted
+        /// interrupt-disabled region, and unregisters it.
+        pub(super) fn run() -> Result<Outcome> {
+            let local = new_local_lock!(GFP_KERNEL, |_| 0u32)?;
+            let irqsave = KBox::pin_init(
+                new_spinlock_irqsave!(0u32, "kunit_local_lock_nmi"),
+                GFP_KERNEL,
+            )?;
+            let action = KBox::into_raw(KBox::new(
+                bindings::nmiaction {
+                    list: bindings::list_head::default(),
+                    handler: Some(handler),
+                    max_duration: 0,
+                    flags: 0,
+                    name: NAME.as_char_ptr(),
+                },
+                GFP_KERNEL,
+            )?);
+            // SAFETY: `action` points to a live `nmiaction`; `__register_nmi_handler()` wants its
+            // list empty.
+            unsafe { bindings::INIT_LIST_HEAD(&raw mut (*action).list) };
+            let irqsave_ref: &SpinLockIrqSave<u32> = &irqsave;
+            LOCAL.store(&local, Relaxed);
+            IRQSAVE.store(irqsave_ref, Relaxed);
+            let warned_before = warned();
+            // SAFETY: `action` is a live `nmiaction` with an empty list, a handler and a name no
+            // other handler has. It stays live until `unregister_nmi_handler()` below has
+            // returned, which waits for the handlers running (in RCU read-side sections).
+            let ret = unsafe { bindings::__register_nmi_handler(bindings::NMI_LOCAL, action) };
+            let results = to_result(ret).map(|()| {
+                let plain = nmi_self();
+                let region = local_interrupt_disable();
+                let joined = nmi_self();
+                drop(region);
+                let name = NAME.as_char_ptr();
+                // SAFETY: Registered above under `NAME`.
+                unsafe { bindings::unregister_nmi_handler(bindings::NMI_LOCAL, name) };
+                (plain, joined)
+            });
+            // SAFETY: `action` came from `KBox::into_raw()` above. It is not registered (any
+            // more), and no handler runs it: `unregister_nmi_handler()` waited for them.
+            drop(unsafe { KBox::from_raw(action) });
+            LOCAL.store(null(), Relaxed);
+            IRQSAVE.store(null(), Relaxed);
+            let (plain, joined) = results?;
+            Ok(Outcome {
+                plain,
+                joined,
+                warned: !warned_before && warned(),
+            })
+        }
     }
 }

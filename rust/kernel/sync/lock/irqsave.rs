@@ -24,7 +24,9 @@
 //!   a refcounted region that starts inside the closure and outlives it (returned from it, for
 //!   example) inherits the saved state, so interrupts stay disabled until it ends and then return
 //!   to the state saved here. The cost is one read of the preempt count on entry and one on exit.
-//! - [`WbLockCookie`] is built on [`SpinLockIrq`], so cookies may end in any order.
+//! - [`WbLockCookie`] is built on [`SpinLockIrq`], so cookies may end in any order. Without
+//!   `CONFIG_SMP` it keeps a table of the locks that cookies hold, so that a second cookie on a
+//!   lock cannot take it again (see its documentation).
 //! - [`SpinLockIrqSave::lock_unchecked`] returns a free-standing guard, as C's
 //!   `spin_lock_irqsave()` does, for code that must mirror C. It is `unsafe`: the caller promises
 //!   the last-in, first-out order.
@@ -64,6 +66,9 @@ use pin_init::{pin_data, pin_init, PinInit};
 
 #[cfg(not(CONFIG_PREEMPT_RT))]
 use crate::interrupt::LocalInterruptDisabled;
+
+#[cfg(all(not(CONFIG_SMP), not(CONFIG_PREEMPT_RT)))]
+use crate::sync::atomic::{Atomic, Relaxed};
 
 /// Creates a [`SpinLockIrqSave`] initialiser with the given name and a new lock class.
 ///
@@ -201,8 +206,9 @@ impl UpHeld {
     }
 }
 
-/// Taking a held [`SpinLockIrqSave`] again without `CONFIG_SMP`: on SMP the CPU spins for ever
-/// (lockdep reports the recursion first); it does so here too instead of giving a second guard.
+/// Taking a held [`SpinLockIrqSave`] again, or beginning a [`WbLockCookie`] on a lock that a cookie
+/// holds, without `CONFIG_SMP`: on SMP the CPU spins for ever (lockdep reports the recursion
+/// first); it does so here too instead of giving a second guard.
 #[cold]
 #[inline(never)]
 fn up_recursion() -> ! {
@@ -352,22 +358,25 @@ unsafe fn lock(ptr: *mut bindings::spinlock_t) -> Saved {
     }
 }
 
-/// Tries to take the lock at `ptr` with the interrupt state saved.
+/// Tries to take the lock at `ptr` with the interrupt state saved; fails in NMI context.
 ///
 /// # Safety
 ///
 /// As for [`lock`]; `held` is the flag of the lock at `ptr`.
 #[inline(always)]
 unsafe fn try_lock(ptr: *mut bindings::spinlock_t, held: &UpHeld) -> Option<Saved> {
-    // Without `CONFIG_SMP` (and `PREEMPT_RT`) C's `spin_trylock()` cannot see a holder: the lock
-    // has no state, and the try would succeed inside the lock's own critical section. The lock's
-    // own flag is tested first, with interrupts disabled. An NMI may have interrupted the holder
-    // between taking the lock and setting the flag: it never gets the lock.
-    #[cfg(all(not(CONFIG_SMP), not(CONFIG_PREEMPT_RT)))]
+    // In NMI context the try fails before anything else runs. A `spinlock_t` is not a lock for
+    // NMI context: the NMI may have interrupted the holder on this CPU, on `PREEMPT_RT` it is a
+    // sleeping lock, and the joined path below calls `local_interrupt_disable()`, which warns
+    // there. Without `CONFIG_SMP` (and `PREEMPT_RT`) the NMI may also have interrupted the holder
+    // between taking the lock and setting its flag.
     // SAFETY: `in_nmi()` only reads the preempt count.
     if unsafe { bindings::in_nmi() } {
         return None;
     }
+    // Without `CONFIG_SMP` (and `PREEMPT_RT`) C's `spin_trylock()` cannot see a holder: the lock
+    // has no state, and the try would succeed inside the lock's own critical section. The lock's
+    // own flag is tested first, with interrupts disabled, in both paths below.
     if refcounted_irq_depth() == 0 {
         let mut flags: c_ulong = 0;
         // SAFETY: `ptr` is valid and initialised, and `held` is its lock's flag.
@@ -389,6 +398,10 @@ impl<T: ?Sized> SpinLockIrqSave<T> {
     /// Taking the same lock again inside `f` deadlocks, as for any spinlock (lockdep reports it).
     /// Without `CONFIG_SMP`, where C's spinlock has no state to wait on, the lock keeps a flag and
     /// the CPU spins just the same instead of handing out a second guard.
+    ///
+    /// Not for NMI context, where a `spinlock_t` must not be taken (as with C's
+    /// `spin_lock_irqsave()`; inside a refcounted interrupt-disabled region it also warns, in
+    /// `local_interrupt_disable()`): use [`try_lock_irqsave`](Self::try_lock_irqsave) there.
     ///
     /// # Examples
     ///
@@ -421,9 +434,12 @@ impl<T: ?Sized> SpinLockIrqSave<T> {
 
     /// Runs `f` with the lock held if it can be taken without spinning; returns `None` otherwise.
     ///
+    /// Returns `None` in NMI context, on every configuration, before it does anything else (it
+    /// neither touches the lock nor the interrupt state there, so it cannot warn).
+    ///
     /// Without `CONFIG_SMP` (and `PREEMPT_RT`), where C's spinlock has no state to test, the
-    /// lock's own flag is tested instead: the try fails only inside the lock's own critical
-    /// section (or while a holder sleeps, a bug), and always in NMI context.
+    /// lock's own flag is tested instead: outside NMI context the try fails only inside the
+    /// lock's own critical section (or while a holder sleeps, a bug).
     ///
     /// # Examples
     ///
@@ -459,7 +475,8 @@ impl<T: ?Sized> SpinLockIrqSave<T> {
     /// Takes the lock and returns a free-standing guard, as C's `spin_lock_irqsave()` does.
     ///
     /// For code that must mirror C (for example a lock also taken by C code, released on a
-    /// different path than it was taken). Prefer [`lock_irqsave`](Self::lock_irqsave).
+    /// different path than it was taken). Prefer [`lock_irqsave`](Self::lock_irqsave). Not for
+    /// NMI context, as [`lock_irqsave`](Self::lock_irqsave).
     ///
     /// # Safety
     ///
@@ -644,7 +661,38 @@ impl<T: ?Sized> Drop for SpinLockIrqSaveGuard<'_, T> {
 ///
 /// The cookie borrows the lock, so it cannot outlive it; `end` consumes it, so it cannot end
 /// twice; it is neither [`Send`] nor [`Sync`]. On PREEMPT_RT the lock sleeps and interrupts stay
-/// enabled, as for every `spinlock_t`.
+/// enabled, as for every `spinlock_t`. Cookies are not for NMI context, where a `spinlock_t` must
+/// not be taken: [`begin`](Self::begin) warns there (in `local_interrupt_disable()`), and
+/// [`try_begin`](Self::try_begin) returns `None`.
+///
+/// # A lock held twice
+///
+/// Beginning a cookie on a lock that the same CPU already holds through another cookie deadlocks
+/// on SMP, as any spinlock taken twice does; lockdep reports it. Without `CONFIG_SMP` (and
+/// `PREEMPT_RT`), C's `spin_lock()` never waits: the lock has no state (with
+/// `CONFIG_DEBUG_SPINLOCK` a recursion is reported, then the lock is taken all the same), so the
+/// second cookie would take the lock again and hand out a second `&mut T`. There, the locks that
+/// cookies hold are kept in a table, tested and updated with interrupts disabled, on the only
+/// CPU, before the lock is taken: a second [`begin`](Self::begin) on such a lock spins as on SMP
+/// instead, and [`try_begin`](Self::try_begin) returns `None`. With `CONFIG_SMP` or `PREEMPT_RT`
+/// (where the lock is an `rt_mutex`, which has an owner) there is no table, and a cookie costs
+/// what it did.
+///
+/// The bounds of the table, without `CONFIG_SMP` and `PREEMPT_RT`:
+///
+/// - It covers cookies only. A [`SpinLockIrq`] held through its own guards (`lock()`,
+///   `try_lock()`, `lock_with()`) is not in it: a cookie on a lock held that way, or such a guard
+///   on a lock a cookie holds, takes the lock again and gives a second guard, as two `lock()`
+///   calls on a [`SpinLock`] or [`SpinLockIrq`] do there (silently without
+///   `CONFIG_DEBUG_SPINLOCK`, after a "spinlock recursion" report with it). That is the behaviour
+///   of those upstream types, not fixed here.
+/// - It has one slot per level of the refcounted interrupt disabling (255, from
+///   `HARDIRQ_DISABLE_BITS` in `include/linux/preempt.h`; 255 pointers of static memory), and
+///   every cookie in it holds one level. It fills only if more cookies are held at once than the
+///   preempt count can count, or if a cookie's holder slept (a bug, reported as "scheduling while
+///   atomic") while others began cookies. A full table refuses as a held lock does: `begin` spins,
+///   `try_begin` returns `None`.
+/// - Cookies begun in NMI context (a bug, see above) are not covered.
 ///
 /// # Examples
 ///
@@ -668,9 +716,16 @@ impl<T: ?Sized> Drop for SpinLockIrqSaveGuard<'_, T> {
 /// assert!(!irqs_disabled());
 /// # Ok::<(), Error>(())
 /// ```
+///
+/// # Invariants
+///
+/// Without `CONFIG_SMP` and `PREEMPT_RT`, `_entry` names a lock if and only if `guard` is `Some`,
+/// and then it names the lock that `guard` holds.
 #[must_use = "the cookie ends immediately when unused"]
 pub struct WbLockCookie<'a, T: ?Sized> {
-    // Dropped first: the lock is released before the RCU read-side section ends, as in C.
+    // Dropped first, while `guard` still keeps interrupts disabled.
+    _entry: CookieEntry,
+    // Dropped next: the lock is released before the RCU read-side section ends, as in C.
     guard: Option<SpinLockIrqGuard<'a, T>>,
     _rcu: rcu::Guard,
 }
@@ -678,12 +733,70 @@ pub struct WbLockCookie<'a, T: ?Sized> {
 impl<'a, T: ?Sized> WbLockCookie<'a, T> {
     /// Enters an RCU read-side section and takes `lock` if `cond()` returns true.
     ///
-    /// `cond` runs inside the RCU read-side section.
+    /// `cond` runs inside the RCU read-side section. If a cookie on this CPU holds `lock`
+    /// already, this spins for ever, on every configuration (see [`WbLockCookie`] for what is
+    /// covered without `CONFIG_SMP`). Not for NMI context.
     #[inline]
     pub fn begin(lock: &'a SpinLockIrq<T>, cond: impl FnOnce() -> bool) -> Self {
         let rcu = rcu::read_lock();
-        let guard = if cond() { Some(lock.lock()) } else { None };
-        Self { guard, _rcu: rcu }
+        let (entry, guard) = if cond() {
+            let (entry, guard) = CookieEntry::lock(lock);
+            (entry, Some(guard))
+        } else {
+            (CookieEntry::NONE, None)
+        };
+        // INVARIANT: `CookieEntry::lock` names the lock that its guard holds, `NONE` names none.
+        Self {
+            _entry: entry,
+            guard,
+            _rcu: rcu,
+        }
+    }
+
+    /// Like [`begin`](Self::begin), but returns `None` instead of waiting if `cond()` returns
+    /// true and the lock cannot be taken at once: it is held, on this CPU or another one. Without
+    /// `CONFIG_SMP` and `PREEMPT_RT` the lock itself can tell only with `CONFIG_DEBUG_SPINLOCK`;
+    /// a lock that a cookie holds is refused in any case, and so is every lock while the table of
+    /// those is full (see [`WbLockCookie`]).
+    ///
+    /// Returns `None` in NMI context, before it does anything else (`cond` is not called).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use kernel::sync::{new_spinlock_irq, WbLockCookie};
+    ///
+    /// let l = KBox::pin_init(new_spinlock_irq!(0u32), GFP_KERNEL)?;
+    /// let first = WbLockCookie::begin(&l, || true);
+    /// // Held by the first cookie: no second guard, on every configuration.
+    /// assert!(WbLockCookie::try_begin(&l, || true).is_none());
+    /// // A false condition needs no lock.
+    /// assert!(WbLockCookie::try_begin(&l, || false).is_some_and(|c| !c.locked()));
+    /// first.end();
+    /// assert!(WbLockCookie::try_begin(&l, || true).is_some_and(|c| c.locked()));
+    /// # Ok::<(), Error>(())
+    /// ```
+    #[inline]
+    pub fn try_begin(lock: &'a SpinLockIrq<T>, cond: impl FnOnce() -> bool) -> Option<Self> {
+        // A `spinlock_t` must not be taken in NMI context, and `spin_trylock_irq_disable()` would
+        // warn there (in `local_interrupt_disable()`): nothing else runs there.
+        // SAFETY: `in_nmi()` only reads the preempt count.
+        if unsafe { bindings::in_nmi() } {
+            return None;
+        }
+        let rcu = rcu::read_lock();
+        let (entry, guard) = if cond() {
+            let (entry, guard) = CookieEntry::try_lock(lock)?;
+            (entry, Some(guard))
+        } else {
+            (CookieEntry::NONE, None)
+        };
+        // INVARIANT: As in `begin`.
+        Some(Self {
+            _entry: entry,
+            guard,
+            _rcu: rcu,
+        })
     }
 
     /// Returns whether the lock was taken (C's `cookie->locked`).
@@ -707,17 +820,204 @@ impl<'a, T: ?Sized> WbLockCookie<'a, T> {
     pub fn end(self) {}
 }
 
+/// The entry of a [`WbLockCookie`]'s lock in `COOKIE_LOCKS`, without `CONFIG_SMP` and
+/// `PREEMPT_RT`; it is removed when the cookie ends, before the lock is released. Empty (and
+/// free) otherwise.
+///
+/// # Invariants
+///
+/// Without `CONFIG_SMP` and `PREEMPT_RT`, `lock` is null, or it is the `spinlock_t` of a lock that
+/// this entry entered in `COOKIE_LOCKS` and that a [`SpinLockIrqGuard`] holds which is dropped
+/// after this entry: the guard it was returned with by [`CookieEntry::lock`] or
+/// [`CookieEntry::try_lock`] (a later field of the cookie, or of the tuple).
+struct CookieEntry {
+    #[cfg(all(not(CONFIG_SMP), not(CONFIG_PREEMPT_RT)))]
+    lock: *mut bindings::spinlock_t,
+}
+
+impl CookieEntry {
+    /// No entry: the cookie took no lock.
+    const NONE: Self = Self {
+        #[cfg(all(not(CONFIG_SMP), not(CONFIG_PREEMPT_RT)))]
+        lock: core::ptr::null_mut(),
+    };
+
+    /// Takes `lock` for a cookie: `spin_lock_irq_disable()`, nothing more.
+    // Always inlined: a cookie costs what `spin_lock_irq_disable()` costs.
+    #[cfg(any(CONFIG_SMP, CONFIG_PREEMPT_RT))]
+    #[inline(always)]
+    fn lock<T: ?Sized>(lock: &SpinLockIrq<T>) -> (Self, SpinLockIrqGuard<'_, T>) {
+        (Self {}, lock.lock())
+    }
+
+    /// Tries to take `lock` for a cookie: `spin_trylock_irq_disable()`, nothing more.
+    // Always inlined, as `lock`.
+    #[cfg(any(CONFIG_SMP, CONFIG_PREEMPT_RT))]
+    #[inline(always)]
+    fn try_lock<T: ?Sized>(lock: &SpinLockIrq<T>) -> Option<(Self, SpinLockIrqGuard<'_, T>)> {
+        lock.try_lock().map(|guard| (Self {}, guard))
+    }
+
+    /// Enters `lock` in [`COOKIE_LOCKS`], then takes it; if a cookie holds it (or the table is
+    /// full), spins for ever instead, as a second `spin_lock()` does on SMP.
+    #[cfg(all(not(CONFIG_SMP), not(CONFIG_PREEMPT_RT)))]
+    fn lock<T: ?Sized>(lock: &SpinLockIrq<T>) -> (Self, SpinLockIrqGuard<'_, T>) {
+        let ptr = lock.state.get();
+        let irq = crate::interrupt::local_interrupt_disable();
+        if !COOKIE_LOCKS.enter(&irq, ptr) {
+            up_recursion();
+        }
+        let guard = lock.lock();
+        // Interrupts stay disabled: `guard` holds a level of the refcounted region.
+        drop(irq);
+        // INVARIANT: `ptr` was entered above, and `guard`, returned after the entry, holds it.
+        (Self { lock: ptr }, guard)
+    }
+
+    /// Enters `lock` in [`COOKIE_LOCKS`], then tries to take it; `None` if a cookie holds it (or
+    /// the table is full) or the try fails.
+    #[cfg(all(not(CONFIG_SMP), not(CONFIG_PREEMPT_RT)))]
+    fn try_lock<T: ?Sized>(lock: &SpinLockIrq<T>) -> Option<(Self, SpinLockIrqGuard<'_, T>)> {
+        let ptr = lock.state.get();
+        let irq = crate::interrupt::local_interrupt_disable();
+        if !COOKIE_LOCKS.enter(&irq, ptr) {
+            return None;
+        }
+        let Some(guard) = lock.try_lock() else {
+            COOKIE_LOCKS.exit(&irq, ptr);
+            return None;
+        };
+        // Interrupts stay disabled: `guard` holds a level of the refcounted region.
+        drop(irq);
+        // INVARIANT: As in `lock`.
+        Some((Self { lock: ptr }, guard))
+    }
+}
+
+#[cfg(all(not(CONFIG_SMP), not(CONFIG_PREEMPT_RT)))]
+impl Drop for CookieEntry {
+    #[inline]
+    fn drop(&mut self) {
+        if self.lock.is_null() {
+            return;
+        }
+        // SAFETY: By the type invariants, a `SpinLockIrqGuard` that is dropped after this entry
+        // holds the lock, and with it a level of the refcounted interrupt-disabled region
+        // (`spin_lock_irq_disable()`): interrupts stay disabled until after this borrow ends.
+        let irq = unsafe { LocalInterruptDisabled::assume_disabled() };
+        COOKIE_LOCKS.exit(irq, self.lock);
+    }
+}
+
+/// The number of slots of [`COOKIE_LOCKS`]: the levels of the refcounted interrupt disabling.
+#[cfg(all(not(CONFIG_SMP), not(CONFIG_PREEMPT_RT)))]
+const COOKIE_SLOTS: usize = (1 << bindings::HARDIRQ_DISABLE_BITS) - 1;
+
+/// The locks that [`WbLockCookie`]s hold, without `CONFIG_SMP` and `PREEMPT_RT`: the addresses of
+/// their `spinlock_t`s, in the first `len` slots (free slots there are null).
+///
+/// The accesses are atomic (plain loads and stores on one CPU), so that an NMI, which may
+/// interrupt them even with interrupts disabled, cannot race with them. Cookies are not for NMI
+/// context: entries of cookies begun there may be lost.
+///
+/// # Invariants
+///
+/// Written only with local interrupts disabled, on the only CPU. The lock of every cookie begun
+/// outside NMI context whose [`CookieEntry`] is not null is in `slots[..len]`, once.
+#[cfg(all(not(CONFIG_SMP), not(CONFIG_PREEMPT_RT)))]
+struct CookieLocks {
+    len: Atomic<usize>,
+    slots: [Atomic<*mut bindings::spinlock_t>; COOKIE_SLOTS],
+}
+
+#[cfg(all(not(CONFIG_SMP), not(CONFIG_PREEMPT_RT)))]
+static COOKIE_LOCKS: CookieLocks = CookieLocks {
+    len: Atomic::new(0),
+    slots: [const { Atomic::new(core::ptr::null_mut()) }; COOKIE_SLOTS],
+};
+
+#[cfg(all(not(CONFIG_SMP), not(CONFIG_PREEMPT_RT)))]
+impl CookieLocks {
+    /// Enters `lock`, unless it is in the table already or the table is full: then returns
+    /// `false` and changes nothing.
+    fn enter(&self, _irq: &LocalInterruptDisabled, lock: *mut bindings::spinlock_t) -> bool {
+        let len = self.len.load(Relaxed);
+        let mut free = len;
+        for (i, slot) in self.slots.iter().enumerate().take(len) {
+            let entered = slot.load(Relaxed);
+            if entered == lock {
+                return false;
+            }
+            if entered.is_null() && free == len {
+                free = i;
+            }
+        }
+        let Some(slot) = self.slots.get(free) else {
+            return false;
+        };
+        slot.store(lock, Relaxed);
+        if free == len {
+            self.len.store(len + 1, Relaxed);
+        }
+        true
+    }
+
+    /// Removes `lock`, entered by [`CookieLocks::enter`].
+    fn exit(&self, _irq: &LocalInterruptDisabled, lock: *mut bindings::spinlock_t) {
+        let mut len = self.len.load(Relaxed);
+        if let Some(slot) = self
+            .slots
+            .iter()
+            .take(len)
+            .find(|slot| slot.load(Relaxed) == lock)
+        {
+            slot.store(core::ptr::null_mut(), Relaxed);
+        }
+        // Free slots at the end leave the part that is searched.
+        while len > 0
+            && self
+                .slots
+                .get(len - 1)
+                .is_some_and(|slot| slot.load(Relaxed).is_null())
+        {
+            len -= 1;
+        }
+        self.len.store(len, Relaxed);
+    }
+}
+
 #[cfg(CONFIG_RUST_IRQSAVE_KUNIT_TEST)]
 #[macros::kunit_tests(rust_kernel_irqsave)]
 mod tests {
     use crate::interrupt::{irqs_disabled, local_interrupt_disable};
     use crate::irq_work::run_on_each_cpu;
     use crate::prelude::*;
-    use crate::sync::{new_spinlock_irq, new_spinlock_irqsave, WbLockCookie};
+    use crate::sync::{new_spinlock_irq, new_spinlock_irqsave, SpinLockIrq, WbLockCookie};
 
     /// Interrupts are expected to be disabled (not on PREEMPT_RT, where spinlocks leave them on).
     fn disabled() -> bool {
         cfg!(CONFIG_PREEMPT_RT) || irqs_disabled()
+    }
+
+    /// Whether the table of locks held by cookies, which `WbLockCookie::begin` consults before it
+    /// takes a lock, has `l`; `None` where there is no table (`CONFIG_SMP` or `PREEMPT_RT`).
+    fn in_cookie_table(l: &SpinLockIrq<u32>) -> Option<bool> {
+        #[cfg(all(not(CONFIG_SMP), not(CONFIG_PREEMPT_RT)))]
+        {
+            use crate::sync::atomic::Relaxed;
+            let ptr = l.state.get();
+            Some(
+                super::COOKIE_LOCKS
+                    .slots
+                    .iter()
+                    .any(|slot| slot.load(Relaxed) == ptr),
+            )
+        }
+        #[cfg(any(CONFIG_SMP, CONFIG_PREEMPT_RT))]
+        {
+            let _ = l;
+            None
+        }
     }
 
     #[test]
@@ -788,6 +1088,46 @@ mod tests {
         cb.end();
         assert!(mid);
         assert!(!irqs_disabled());
+        Ok(())
+    }
+
+    #[test]
+    fn second_cookie_on_a_held_lock_gets_no_guard() -> Result {
+        let l = KBox::pin_init(
+            new_spinlock_irq!(0u32, "kunit_irqsave_cookie_twice"),
+            GFP_KERNEL,
+        )?;
+        let mut first = WbLockCookie::begin(&l, || true);
+        // Without `CONFIG_SMP` (and `PREEMPT_RT`) C's spinlock cannot refuse a second taker (with
+        // `CONFIG_DEBUG_SPINLOCK` it reports the recursion, then goes on): the table of locks held
+        // by cookies must have the lock, so that a second `begin` spins, as on SMP, and a second
+        // `try_begin` refuses before it touches the lock.
+        let entered = in_cookie_table(&l);
+        let second = WbLockCookie::try_begin(&l, || true);
+        let refused = second.is_none();
+        drop(second);
+        // A false condition needs no lock: that cookie begins.
+        let unlocked = WbLockCookie::try_begin(&l, || false).map(|c| c.locked());
+        if let Some(v) = first.data() {
+            *v += 1;
+        }
+        first.end();
+        let removed = in_cookie_table(&l);
+        let again = WbLockCookie::try_begin(&l, || true).map(|mut c| {
+            if let Some(v) = c.data() {
+                *v += 1;
+            }
+            c.locked()
+        });
+        let removed_again = in_cookie_table(&l);
+        assert!(entered != Some(false));
+        assert!(refused);
+        assert_eq!(unlocked, Some(false));
+        assert!(removed != Some(true));
+        assert_eq!(again, Some(true));
+        assert!(removed_again != Some(true));
+        assert!(!irqs_disabled());
+        assert_eq!(*l.lock(), 2);
         Ok(())
     }
 
