@@ -9,8 +9,17 @@
 //! `PREEMPT_RT`). The closure must not sleep.
 //!
 //! Both functions hold CPU hotplug off (`cpus_read_lock()`) while they queue and wait, so the
-//! CPUs they run on stay online; they sleep, and return [`EDEADLK`] instead of waiting forever
-//! when called where they cannot sleep.
+//! CPUs they run on stay online. Code that already holds CPU hotplug off must not take that lock
+//! again: it calls [`run_on_cpuslocked`] and [`run_on_each_cpu_cpuslocked`] instead (C's
+//! `_cpuslocked` convention), which take a [`CpusLocked`] proof that the lock is held. A
+//! [`CpusReadGuard`] (C's `cpus_read_lock()`) gives one; code that C calls with the lock held (a
+//! CPU hotplug callback, a cpufreq driver's `init`) gets one from [`CpusLocked::assume_held`].
+//!
+//! All four functions wait, and may sleep: call them from task context that may sleep. They
+//! return [`EDEADLK`] in the contexts where the kernel can see that the caller must not sleep.
+//! That check is not deadlock detection: the `# Context` section of each function says which
+//! contexts may call it (as `kernel/smp.c` does for `smp_call_function_many()`), what is
+//! checked at run time, and which deadlocks remain the caller's responsibility.
 //!
 //! C header: [`include/linux/irq_work.h`](srctree/include/linux/irq_work.h)
 //!
@@ -23,6 +32,7 @@ use crate::{
     error::{code::*, Result},
     types::{NotThreadSafe, Opaque}, //
 };
+use core::ops::Deref;
 
 /// An `irq_work` and the closure it calls.
 ///
@@ -77,7 +87,8 @@ impl<'a> Call<'a> {
     }
 }
 
-/// Returns [`EDEADLK`] if the caller is in a context that cannot wait for an `irq_work`.
+/// Returns [`EDEADLK`] if the caller is in a context that, as far as the kernel can tell, cannot
+/// sleep and wait for an `irq_work`.
 ///
 /// With interrupts disabled the work queued on the current CPU never runs and
 /// `irq_work_sync()` would spin forever; in interrupt context, with bottom halves disabled,
@@ -105,36 +116,152 @@ fn check_can_wait() -> Result {
     Ok(())
 }
 
-/// Holds CPU hotplug off (C's `cpus_read_lock()`) while it exists: online CPUs stay online.
+/// A proof that CPU hotplug is held off: no online CPU goes offline while a `&CpusLocked` is
+/// live.
+///
+/// C's `_cpuslocked` functions require the caller to hold the CPU hotplug lock and check it
+/// with `lockdep_assert_cpus_held()`, which only warns, and only with lockdep. A `&CpusLocked`
+/// argument makes the requirement part of the type: safe code gets one by dereferencing a
+/// [`CpusReadGuard`]; code that C calls with the lock held gets one from
+/// [`CpusLocked::assume_held`]. The reference cannot leave the task (`CpusLocked` is not
+/// `Sync`), so it cannot be captured by a closure that another CPU runs.
 ///
 /// # Invariants
 ///
-/// With `CONFIG_HOTPLUG_CPU`, this task took `cpus_read_lock()` when creating the guard, and the
-/// guard stays on this task.
-struct HotplugGuard(NotThreadSafe);
+/// With `CONFIG_HOTPLUG_CPU`, for as long as a `&CpusLocked` is live, the CPU hotplug lock is
+/// held (for reading or for writing) by the task that uses the reference or, in a CPU hotplug
+/// callback, by the hotplug operation that waits for the callback. So no CPU that is online
+/// while the reference is live goes offline before the reference ends. Without
+/// `CONFIG_HOTPLUG_CPU` CPUs never go offline.
+pub struct CpusLocked(NotThreadSafe);
 
-impl HotplugGuard {
-    /// Takes `cpus_read_lock()`; may sleep.
-    fn new() -> Self {
-        #[cfg(CONFIG_HOTPLUG_CPU)]
-        {
-            // SAFETY: Callers checked that this task may sleep (`check_can_wait()`); `Drop`
-            // releases the lock on this task.
-            unsafe { bindings::cpus_read_lock() };
-        }
-        // INVARIANT: The lock was taken above (a no-op without `CONFIG_HOTPLUG_CPU`, where CPUs
-        // never go offline).
-        Self(NotThreadSafe)
+impl CpusLocked {
+    /// Returns a proof that CPU hotplug is held off, for code that C calls with the CPU hotplug
+    /// lock held.
+    ///
+    /// For example a CPU hotplug state callback (`cpuhp_setup_state()`: the hotplug operation,
+    /// or `cpuhp_setup_state()` itself for the CPUs already online, holds the lock and waits for
+    /// the callback, and lockdep counts it as held on the CPU's hotplug thread), a cpufreq
+    /// driver's `init`, or Rust code called from C under `cpus_read_lock()`. Like
+    /// C's `_cpuslocked` functions, it checks with `lockdep_assert_cpus_held()` (with lockdep,
+    /// once the system is running).
+    ///
+    /// Safe code that relies on [`CpusLocked`] (such as [`run_on_cpuslocked`], which queues
+    /// work on a CPU it found online and waits for it to run) does not work without the lock: a
+    /// CPU may go offline first, `irq_work_queue_on()` then warns and the work never runs.
+    ///
+    /// # Safety
+    ///
+    /// For the whole lifetime `'a`, the CPU hotplug lock must be held, for reading or for
+    /// writing, by the current task or by the CPU hotplug operation whose callback the current
+    /// task runs (and which waits for the callback to return).
+    #[inline]
+    pub unsafe fn assume_held<'a>() -> &'a CpusLocked {
+        // INVARIANT: By the safety requirements, the lock is held for the whole lifetime `'a`.
+        const HELD: &CpusLocked = &CpusLocked(NotThreadSafe);
+
+        HELD.assert_held();
+        HELD
     }
 
-    /// Returns whether `cpu` is online; it stays online while the guard exists.
+    /// Checks with lockdep that CPU hotplug is held off (C's `lockdep_assert_cpus_held()`).
+    ///
+    /// By the type invariants it is, so this only cross-checks the callers of
+    /// [`CpusLocked::assume_held`]; lockdep is silent until the system is running.
+    #[inline]
+    fn assert_held(&self) {
+        #[cfg(CONFIG_HOTPLUG_CPU)]
+        {
+            // SAFETY: `lockdep_assert_cpus_held()` only reads lockdep's record of the locks the
+            // current task holds.
+            unsafe { bindings::lockdep_assert_cpus_held() };
+        }
+    }
+
+    /// Returns whether `cpu` is online; by the type invariants it stays online while `self`
+    /// is borrowed.
+    #[inline]
     fn is_online(&self, cpu: CpuId) -> bool {
         // SAFETY: `cpu_online()` only tests a bit of the online mask.
         unsafe { bindings::cpu_online(cpu.as_u32()) }
     }
 }
 
-impl Drop for HotplugGuard {
+/// Holds CPU hotplug off (C's `cpus_read_lock()`) while it exists: online CPUs stay online.
+///
+/// It dereferences to the [`CpusLocked`] proof that [`run_on_cpuslocked`] and
+/// [`run_on_each_cpu_cpuslocked`] take.
+///
+/// # Context
+///
+/// [`CpusReadGuard::new`] may sleep: call it from task context that may sleep; it returns
+/// [`EDEADLK`] where [`run_on`] does. As in C, the caller must not already hold the CPU hotplug
+/// lock (a second guard, a CPU hotplug callback, C's `cpus_read_lock()`), and must not hold a
+/// lock that CPU hotplug callbacks take. The first deadlocks as soon as a CPU hotplug operation
+/// waits for the lock (at once in a hotplug callback), the second when one runs at the same
+/// time; lockdep reports both, nothing else detects them at run time.
+///
+/// # Invariants
+///
+/// With `CONFIG_HOTPLUG_CPU`, this task took `cpus_read_lock()` when creating the guard and
+/// holds it until the guard is dropped; the guard stays on this task.
+///
+/// # Examples
+///
+/// ```
+/// use kernel::{
+///     irq_work::{self, CpusReadGuard},
+///     sync::atomic::*, //
+/// };
+///
+/// let runs = Atomic::new(0i32);
+/// let cpus = CpusReadGuard::new()?;
+/// irq_work::run_on_each_cpu_cpuslocked(&cpus, &|| {
+///     runs.add(1, Relaxed);
+/// })?;
+/// let online = runs.load(Relaxed);
+/// irq_work::run_on_each_cpu_cpuslocked(&cpus, &|| {
+///     runs.add(1, Relaxed);
+/// })?;
+/// // No CPU went online or offline in between.
+/// assert_eq!(runs.load(Relaxed), 2 * online);
+/// drop(cpus);
+/// # Ok::<(), Error>(())
+/// ```
+#[must_use = "CPU hotplug is allowed again immediately when the guard is unused"]
+pub struct CpusReadGuard(CpusLocked);
+
+impl CpusReadGuard {
+    /// Takes the CPU hotplug lock for reading (C's `cpus_read_lock()`); may sleep.
+    ///
+    /// Returns [`EDEADLK`] in the contexts where [`run_on`] returns it, instead of sleeping
+    /// there.
+    #[track_caller]
+    pub fn new() -> Result<Self> {
+        check_can_wait()?;
+        #[cfg(CONFIG_HOTPLUG_CPU)]
+        {
+            // SAFETY: `cpus_read_lock()` may sleep, which `check_can_wait()` allows; `Drop`
+            // releases the lock on this task (the guard is not `Send`).
+            unsafe { bindings::cpus_read_lock() };
+        }
+        // INVARIANT: The lock was taken above (a no-op without `CONFIG_HOTPLUG_CPU`, where CPUs
+        // never go offline). A `&CpusLocked` borrows the guard, which holds the lock.
+        Ok(Self(CpusLocked(NotThreadSafe)))
+    }
+}
+
+impl Deref for CpusReadGuard {
+    type Target = CpusLocked;
+
+    #[inline]
+    fn deref(&self) -> &CpusLocked {
+        &self.0
+    }
+}
+
+impl Drop for CpusReadGuard {
+    #[inline]
     fn drop(&mut self) {
         #[cfg(CONFIG_HOTPLUG_CPU)]
         {
@@ -146,16 +273,38 @@ impl Drop for HotplugGuard {
 
 /// Runs `f` on `cpu` from an `irq_work` and waits for it to finish.
 ///
-/// Sleeps: call from process context. CPU hotplug is held off (`cpus_read_lock()`) from the
-/// check that `cpu` is online until `f` has run.
+/// CPU hotplug is held off (`cpus_read_lock()`) from the check that `cpu` is online until `f`
+/// has run. Returns [`ENODEV`] if `cpu` is not online.
 ///
-/// Returns [`ENODEV`] if `cpu` is not online, and [`EDEADLK`] if called with interrupts
-/// disabled, in interrupt context (including from `f` itself), with preemption disabled (as
-/// far as the kernel counts it, see [`run_on_each_cpu`]) or inside an RCU read-side critical
-/// section of preemptible RCU (on `PREEMPT_RT`, also under a [`SpinLock`]).
+/// # Context
+///
+/// Task context that may sleep: interrupts, bottom halves and preemption enabled, no spinlock
+/// held, outside RCU read-side critical sections, and without the CPU hotplug lock.
+///
+/// Checked at run time, returning [`EDEADLK`] instead of waiting: interrupts disabled,
+/// interrupt context or bottom halves disabled (including a call from `f` itself), preemption
+/// disabled or a spinlock held, and a read-side critical section of preemptible RCU (on
+/// `PREEMPT_RT` that includes holding a [`SpinLock`]). Preemption and spinlocks are visible
+/// only with `CONFIG_PREEMPT_COUNT` (selected by preemptible kernels and by
+/// `CONFIG_DEBUG_ATOMIC_SLEEP`); without it a call under a spinlock is a bug the kernel does
+/// not report, as for any sleeping function.
+///
+/// Not detected, the caller's responsibility (the call never returns):
+///
+/// - Holding the CPU hotplug lock already: under a [`CpusReadGuard`] or C's
+///   `cpus_read_lock()`, in a CPU hotplug callback, in a cpufreq driver's `init`. Taking it
+///   again blocks behind a waiting CPU hotplug operation, and at once in a callback that a CPU
+///   hotplug operation runs (it holds the lock for writing); lockdep reports the recursion. Use
+///   [`run_on_cpuslocked`] there.
+/// - Holding a lock that a CPU hotplug callback takes, while a hotplug operation runs (an ABBA
+///   deadlock that lockdep reports).
+/// - Holding anything that `f` waits for, or that `cpu` waits for with interrupts disabled
+///   (`f` runs only once `cpu` enables them; on `PREEMPT_RT`, once its `irq_work` thread
+///   runs): for example a flag that the caller sets only after the call returns, or a spinlock
+///   that the check cannot see without `CONFIG_PREEMPT_COUNT`. Lockdep does not model the wait
+///   for an `irq_work`.
 ///
 /// [`SpinLock`]: crate::sync::SpinLock
-///
 /// [`ENODEV`]: crate::error::code::ENODEV
 ///
 /// # Examples
@@ -174,56 +323,252 @@ impl Drop for HotplugGuard {
 #[inline(never)]
 #[track_caller]
 pub fn run_on(cpu: CpuId, f: &(dyn Fn() + Sync)) -> Result {
+    let cpus = CpusReadGuard::new()?;
+    queue_and_wait(&cpus, cpu, f)
+}
+
+/// Runs `f` on `cpu` from an `irq_work` and waits for it to finish, with CPU hotplug already
+/// held off by the caller (C's `_cpuslocked` convention).
+///
+/// [`run_on`] for callers that hold the CPU hotplug lock: `cpus` proves it, so `cpu` stays
+/// online until `f` has run. Returns [`ENODEV`] if `cpu` is not online.
+///
+/// # Context
+///
+/// Task context that may sleep, with CPU hotplug held off: under a [`CpusReadGuard`], or in
+/// code that C calls with the hotplug lock held (see [`CpusLocked::assume_held`]). Checked at
+/// run time: [`EDEADLK`] as for [`run_on`], which is also what a callback of an atomic CPU
+/// hotplug state (`STARTING`, `DYING`; interrupts disabled) gets. With lockdep, the lock is
+/// cross-checked with `lockdep_assert_cpus_held()`.
+///
+/// Not detected, the caller's responsibility (the call never returns): holding anything that
+/// `f` waits for, or that `cpu` waits for with interrupts disabled, as for [`run_on`]; and, on
+/// `PREEMPT_RT`, a call from a CPU hotplug callback of a state below
+/// `CPUHP_AP_SMPBOOT_THREADS` that targets the CPU being plugged, whose `irq_work` thread is
+/// parked there.
+///
+/// [`ENODEV`]: crate::error::code::ENODEV
+///
+/// # Examples
+///
+/// ```
+/// use kernel::{
+///     cpu::CpuId,
+///     irq_work::{self, CpusLocked, CpusReadGuard},
+///     sync::atomic::*, //
+/// };
+///
+/// // A function following C's `_cpuslocked` convention: the caller holds CPU hotplug off.
+/// fn poke_cpuslocked(cpus: &CpusLocked, cpu: CpuId, runs: &Atomic<i32>) -> Result {
+///     irq_work::run_on_cpuslocked(cpus, cpu, &|| {
+///         runs.add(1, Relaxed);
+///     })
+/// }
+///
+/// let runs = Atomic::new(0i32);
+/// let cpus = CpusReadGuard::new()?;
+/// poke_cpuslocked(&cpus, CpuId::current(), &runs)?;
+/// poke_cpuslocked(&cpus, CpuId::current(), &runs)?;
+/// drop(cpus);
+/// assert_eq!(runs.load(Relaxed), 2);
+/// # Ok::<(), Error>(())
+/// ```
+#[inline(never)]
+#[track_caller]
+pub fn run_on_cpuslocked(cpus: &CpusLocked, cpu: CpuId, f: &(dyn Fn() + Sync)) -> Result {
     check_can_wait()?;
-    let hotplug = HotplugGuard::new();
-    if !hotplug.is_online(cpu) {
+    cpus.assert_held();
+    queue_and_wait(cpus, cpu, f)
+}
+
+/// Runs `f` on `cpu` if it is online and waits for it; callers checked with
+/// `check_can_wait()` that this task may sleep.
+fn queue_and_wait(cpus: &CpusLocked, cpu: CpuId, f: &(dyn Fn() + Sync)) -> Result {
+    if !cpus.is_online(cpu) {
         return Err(ENODEV);
     }
     let call = Call::new(f);
-    // SAFETY: `call` is a local that is not moved before `sync()` returns; `cpu` is online and
-    // stays online while `hotplug` holds CPU hotplug off.
+    // SAFETY: `call` is a local that is not moved before `sync()` returns; `cpu` is online and,
+    // by the type invariants of `CpusLocked`, stays online while `cpus` is borrowed.
     unsafe { call.queue_on(cpu) };
     call.sync();
-    drop(hotplug);
     Ok(())
 }
 
 /// Runs `f` on every online CPU from an `irq_work`, concurrently, and waits for all of them.
 ///
-/// Sleeps: call from process context. CPU hotplug is held off (`cpus_read_lock()`) while the
-/// work is queued and waited for, so `f` runs exactly once on each CPU that is online then.
+/// CPU hotplug is held off (`cpus_read_lock()`) while the work is queued and waited for, so `f`
+/// runs exactly once on each CPU that is online then. Returns [`ENOMEM`] if the bookkeeping
+/// cannot be allocated.
 ///
-/// Returns [`ENOMEM`] if the bookkeeping cannot be allocated, and [`EDEADLK`] in the contexts
-/// where [`run_on`] returns it. Without `CONFIG_PREEMPT_COUNT` the kernel does not count
-/// spinlocks and `preempt_disable()`: calling this under them is a bug that the check cannot see
-/// (as for any sleeping function; `CONFIG_DEBUG_ATOMIC_SLEEP` reports it).
+/// # Context
+///
+/// As for [`run_on`]: task context that may sleep, without the CPU hotplug lock (use
+/// [`run_on_each_cpu_cpuslocked`] under it). Checked at run time: [`EDEADLK`] in the contexts
+/// listed there. Not detected, the caller's responsibility: the cases listed there, where
+/// "`cpu`" is any online CPU.
 ///
 /// [`ENOMEM`]: crate::error::code::ENOMEM
 #[inline(never)]
 #[track_caller]
 pub fn run_on_each_cpu(f: &(dyn Fn() + Sync)) -> Result {
     check_can_wait()?;
+    let calls = new_calls(f)?;
+    let cpus = CpusReadGuard::new()?;
+    queue_each_and_wait(&cpus, &calls);
+    drop(cpus);
+    Ok(())
+}
+
+/// Runs `f` on every online CPU from an `irq_work`, concurrently, and waits for all of them,
+/// with CPU hotplug already held off by the caller (C's `_cpuslocked` convention).
+///
+/// [`run_on_each_cpu`] for callers that hold the CPU hotplug lock: `cpus` proves it, so `f`
+/// runs exactly once on each CPU that is online during the call. Returns [`ENOMEM`] if the
+/// bookkeeping cannot be allocated.
+///
+/// # Context
+///
+/// As for [`run_on_cpuslocked`], where "`cpu`" is any online CPU.
+///
+/// [`ENOMEM`]: crate::error::code::ENOMEM
+///
+/// # Examples
+///
+/// ```
+/// use kernel::{
+///     cpu::CpuId,
+///     irq_work::{self, CpusReadGuard},
+///     sync::atomic::*, //
+/// };
+///
+/// let mine = Atomic::new(0i32);
+/// let cpus = CpusReadGuard::new()?;
+/// // Online, and it stays online while `cpus` exists.
+/// let me = CpuId::current();
+/// irq_work::run_on_each_cpu_cpuslocked(&cpus, &|| {
+///     if CpuId::current() == me {
+///         mine.add(1, Relaxed);
+///     }
+/// })?;
+/// drop(cpus);
+/// // The task may have moved to another CPU since, but every online CPU ran the closure once.
+/// assert_eq!(mine.load(Relaxed), 1);
+/// # Ok::<(), Error>(())
+/// ```
+#[inline(never)]
+#[track_caller]
+pub fn run_on_each_cpu_cpuslocked(cpus: &CpusLocked, f: &(dyn Fn() + Sync)) -> Result {
+    check_can_wait()?;
+    cpus.assert_held();
+    let calls = new_calls(f)?;
+    queue_each_and_wait(cpus, &calls);
+    Ok(())
+}
+
+/// Allocates one [`Call`] of `f` per CPU number.
+fn new_calls(f: &(dyn Fn() + Sync)) -> Result<KVec<Call<'_>>> {
     let cpus = crate::cpu::nr_cpu_ids() as usize;
     let mut calls = KVec::with_capacity(cpus, GFP_KERNEL)?;
     for _ in 0..cpus {
-        // Within the capacity: the vector never reallocates, so the calls never move.
+        // Within the capacity: the vector never reallocates.
         calls.push(Call::new(f), GFP_KERNEL)?;
     }
-    let hotplug = HotplugGuard::new();
+    Ok(calls)
+}
+
+/// Queues one of `calls` on each online CPU and waits for all of them; callers checked with
+/// `check_can_wait()` that this task may sleep.
+fn queue_each_and_wait(cpus: &CpusLocked, calls: &[Call<'_>]) {
     let online = (0..crate::cpu::nr_cpu_ids())
         .filter_map(CpuId::from_u32)
-        .filter(|&cpu| hotplug.is_online(cpu));
+        .filter(|&cpu| cpus.is_online(cpu));
     let mut queued = 0;
     for (call, cpu) in calls.iter().zip(online) {
-        // SAFETY: `calls` does not move its elements (no reallocation) and is dropped only after
-        // every queued call has been synchronised below; `cpu` is online and stays online while
-        // `hotplug` holds CPU hotplug off.
+        // SAFETY: `calls` is borrowed, so it neither moves nor goes away, until this function
+        // returns, after every queued call has been synchronised below; `cpu` is online and, by
+        // the type invariants of `CpusLocked`, stays online while `cpus` is borrowed.
         unsafe { call.queue_on(cpu) };
         queued += 1;
     }
     for call in calls.iter().take(queued) {
         call.sync();
     }
-    drop(hotplug);
-    Ok(())
+}
+
+#[cfg(CONFIG_RUST_PERCPU_KUNIT_TEST)]
+#[macros::kunit_tests(rust_kernel_irq_work)]
+mod tests {
+    use super::*;
+    use crate::{
+        cpu::nr_cpu_ids,
+        percpu::{online_cpus, PerCpuNum},
+        prelude::*,
+        sync::{
+            atomic::{ordering, Atomic},
+            new_spinlock, //
+        },
+    };
+
+    #[test]
+    fn cpuslocked_runs_on_every_online_cpu() -> Result {
+        let hits = PerCpuNum::<u32>::new(GFP_KERNEL)?;
+        let wrong_cpu = Atomic::new(0i32);
+        let lock = KBox::pin_init(new_spinlock!((), "kunit_irq_work_cpuslocked"), GFP_KERNEL)?;
+        let cpus = CpusReadGuard::new()?;
+        // CPU hotplug is held off: the online CPUs stay the same until `cpus` is dropped.
+        let each = run_on_each_cpu_cpuslocked(&cpus, &|| hits.inc());
+        let (mut ran, mut enodev, mut bad) = (0, 0, 0);
+        for n in 0..nr_cpu_ids() {
+            let cpu = CpuId::from_u32(n).ok_or(EINVAL)?;
+            let online = online_cpus().any(|c| c.id() == cpu);
+            let r = run_on_cpuslocked(&cpus, cpu, &|| {
+                if CpuId::current() == cpu {
+                    hits.add(100);
+                } else {
+                    wrong_cpu.add(1, ordering::Relaxed);
+                }
+            });
+            match r {
+                Ok(()) if online => ran += 1,
+                Err(e) if e == ENODEV && !online => enodev += 1,
+                _ => bad += 1,
+            }
+        }
+        // SAFETY: This task holds the CPU hotplug lock through `cpus`, which outlives every use
+        // of `held`.
+        let held = unsafe { CpusLocked::assume_held() };
+        let assumed = run_on_each_cpu_cpuslocked(held, &|| hits.inc());
+        // In atomic context the proof does not help: the wait is refused, not attempted.
+        let (atomic_one, atomic_each) = if cfg!(CONFIG_PREEMPT_COUNT) {
+            let _g = lock.lock();
+            (
+                run_on_cpuslocked(&cpus, CpuId::current(), &|| hits.add(1000)),
+                run_on_each_cpu_cpuslocked(&cpus, &|| hits.add(1000)),
+            )
+        } else {
+            (Err(EDEADLK), Err(EDEADLK))
+        };
+        let online = online_cpus().count();
+        let each_cpu_got_all = online_cpus().all(|c| hits.get(c) == 102);
+        let sum = hits.sum();
+        drop(cpus);
+        // Without the hotplug lock now: a guard is refused in atomic context too.
+        let atomic_guard = if cfg!(CONFIG_PREEMPT_COUNT) {
+            let _g = lock.lock();
+            CpusReadGuard::new().err()
+        } else {
+            Some(EDEADLK)
+        };
+        assert!(each == Ok(()) && assumed == Ok(()));
+        assert!(atomic_one == Err(EDEADLK) && atomic_each == Err(EDEADLK));
+        assert!(atomic_guard == Some(EDEADLK));
+        assert_eq!(bad, 0);
+        assert_eq!(wrong_cpu.load(ordering::Relaxed), 0);
+        assert_eq!(ran, online);
+        assert_eq!(ran + enodev, nr_cpu_ids() as usize);
+        assert!(each_cpu_got_all);
+        assert_eq!(sum as usize, 102 * online);
+        Ok(())
+    }
 }

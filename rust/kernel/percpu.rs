@@ -14,7 +14,10 @@
 //!   paths (I/O submission, atomic context) that must not allocate with [`GFP_KERNEL`].
 //!
 //! Allocation takes the caller's [`Flags`]: [`GFP_KERNEL`] in process context, [`GFP_NOWAIT`]
-//! in atomic context. The allocator applies the task's [memory allocation
+//! in atomic context that is atomic on every configuration (under a [`SpinLockIrq`], a
+//! `SpinLock`, in an interrupt handler). Under a guard that only disables preemption
+//! ([`PerCpu::local`], [`PreemptGuard`]) nothing may be allocated or freed on `PREEMPT_RT`,
+//! whatever the flags: the per-CPU and slab allocators take `spinlock_t`s, which sleep there. The allocator applies the task's [memory allocation
 //! scopes](crate::alloc::memalloc), and every allocating constructor calls
 //! [`might_alloc`] first: the per-CPU allocator has no such annotation of its own, so without it
 //! lockdep could not see a reclaim dependency or a sleeping allocation in atomic context until
@@ -302,20 +305,43 @@ pub fn online_cpus() -> impl Iterator<Item = PossibleCpu> {
     })
 }
 
-/// Runs `f` on every online CPU and waits for all of them to finish.
+/// Runs `f` on every online CPU and waits for all of them to finish (C's `on_each_cpu()` with
+/// `wait` set).
 ///
 /// On the other CPUs `f` runs in hard interrupt context (an inter-processor interrupt); on the
 /// calling CPU it runs with interrupts disabled. `f` must therefore not sleep, and must not take
-/// a `spinlock_t` (`SpinLock`, `SpinLockIrq`, or the per-CPU allocator's lock through an
-/// allocation or a free): that is an invalid wait context, reported by lockdep with
-/// `CONFIG_PROVE_RAW_LOCK_NESTING`. Use [`irq_work::run_on_each_cpu`] for such code.
+/// a lock that sleeps on `PREEMPT_RT` (a `spinlock_t` or a `local_lock_t`: `SpinLock`,
+/// `SpinLockIrq`, `SpinLockIrqSave`, a `WbLockCookie`, a `LocalLock`), nor allocate or free
+/// memory (the allocators take a `spinlock_t`; this includes creating or dropping a
+/// `PercpuCounter` or any type of this module): that is an invalid wait context, reported by
+/// lockdep with `CONFIG_PROVE_RAW_LOCK_NESTING`. Use [`irq_work::run_on_each_cpu`] for such
+/// code.
 ///
-/// Like C's `on_each_cpu()`, it must be called in task context with interrupts enabled (it does
-/// not sleep, so preemption may be disabled); elsewhere waiting for the other CPUs could
-/// deadlock. Returns [`EDEADLK`] if called with interrupts disabled or in interrupt context
-/// (including from `f` itself).
+/// # Context
+///
+/// C's contract (`on_each_cpu_cond_mask()` and `smp_call_function_many()` in `kernel/smp.c`):
+/// "You must not call this function with disabled interrupts or from a hardware interrupt
+/// handler or from a bottom half handler." Task context with interrupts enabled; it does not
+/// sleep, so preemption may be disabled and a [`SpinLock`] may be held (but see below).
+///
+/// Checked at run time: returns [`EDEADLK`], instead of C's warning, when called with
+/// interrupts disabled (under a [`SpinLockIrq`] or in a [`SpinLockIrqSave`] section, except on
+/// `PREEMPT_RT` where they leave interrupts enabled) or outside task context (hard interrupt,
+/// NMI, a softirq handler; including a call from `f` itself). This is the C contract, not
+/// deadlock detection.
+///
+/// Not detected, the caller's responsibility, as in C (the call never returns): the caller
+/// waits until every online CPU has run `f`, and a CPU runs it only with interrupts enabled. So
+/// the caller must not hold anything that `f` waits for, nor anything that another CPU waits for
+/// with interrupts disabled. For example, a caller holding a plain [`SpinLock`] while another
+/// CPU takes the same lock inside a [`SpinLockIrqSave`] section: that CPU spins with interrupts
+/// disabled and never runs `f`, and the caller never releases the lock. Lockdep does not model
+/// the wait; `CONFIG_CSD_LOCK_WAIT_DEBUG` and the hard-lockup detector report the hang.
 ///
 /// [`irq_work::run_on_each_cpu`]: crate::irq_work::run_on_each_cpu
+/// [`SpinLock`]: crate::sync::SpinLock
+/// [`SpinLockIrq`]: crate::sync::SpinLockIrq
+/// [`SpinLockIrqSave`]: crate::sync::SpinLockIrqSave
 ///
 /// # Examples
 ///
@@ -659,10 +685,11 @@ impl<T> PerCpu<T> {
     /// the task an interrupt handler calling this interrupted.
     ///
     /// While the guard lives the task must not sleep. On `PREEMPT_RT` that includes taking a
-    /// [`SpinLock`] or a [`Mutex`] (both sleep there; `CONFIG_DEBUG_ATOMIC_SLEEP` reports it as a
-    /// sleeping function called from invalid context): per-CPU data that needs such a lock is
-    /// a [`LocalLock`], which on `PREEMPT_RT` keeps the task on its CPU without disabling
-    /// preemption.
+    /// [`SpinLock`] or a [`Mutex`], and allocating or freeing memory with any flags, `GFP_NOWAIT`
+    /// and the types of this module included (all of them take a `spinlock_t`, which sleeps
+    /// there; `CONFIG_DEBUG_ATOMIC_SLEEP` reports it as a sleeping function called from invalid
+    /// context): per-CPU data that needs such a lock is a [`LocalLock`], which on `PREEMPT_RT`
+    /// keeps the task on its CPU without disabling preemption.
     ///
     /// [`SpinLock`]: crate::sync::SpinLock
     /// [`Mutex`]: crate::sync::Mutex
