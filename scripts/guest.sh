@@ -43,12 +43,55 @@ rnull_reader() {
 	done
 	echo "$n $e"
 }
+# rnull_sectors_read NAME: sectors read from NAME, by the block layer's own counters.
+rnull_sectors_read() { awk '{ print $3 }' "/sys/block/$1/stat"; }
+# rnull_round DEV [CMD...]: 16 MiB of 1 MiB direct reads from DEV on each of the first $ncpu CPUs
+# at once (each read is several requests, in flight together with irqmode=1); CMD, if given,
+# runs 0.2 s after they start. Fails if a read or CMD fails.
+rnull_round() {
+	local dev=$1 i pids= rc=0
+	shift
+	for i in $(seq 0 $((ncpu - 1))); do
+		taskset -c "$i" dd if="$dev" of=/dev/null bs=1M count=16 skip=$((i * 16)) \
+			iflag=direct status=none &
+		pids+=" $!"
+	done
+	if [ $# -gt 0 ]; then
+		sleep 0.2
+		"$@" || rc=1
+	fi
+	for i in $pids; do wait "$i" || rc=1; done
+	return $rc
+}
+# rnull_set NAME ATTR VALUE: write VALUE to the attribute ATTR of NAME.
+rnull_set() { echo "$3" >"$CFG/$1/$2"; }
+# rnull_refused NAME ATTR VALUE MESSAGE: writing VALUE to ATTR of NAME fails with MESSAGE (the
+# errno's text).
+rnull_refused() {
+	local err
+	if err=$({ echo "$3" >"$CFG/$1/$2"; } 2>&1); then
+		log "$1: $2=$3 accepted, expected $4"
+		return 1
+	fi
+	[[ $err == *"$4"* ]] || { log "$1: $2=$3: $err, expected $4"; return 1; }
+}
+# rnull_zero NAME FIELD...: every FIELD of the stats of NAME is 0.
+rnull_zero() {
+	local name=$1 f v rc=0
+	shift
+	for f in "$@"; do
+		v=$(rnull_stat "$name" "$f")
+		[ "$v" = 0 ] || { rc=1; log "$name $f: $v, expected 0"; }
+	done
+	return $rc
+}
 
 # rnull: load it, create devices through configfs, run direct I/O from every CPU at once and
 # check the per-CPU statistics against what was submitted; the in-flight limit set while I/O
-# runs; optional statistics enabled while I/O runs; teardown.
+# runs, with the statistics enabled and disabled; optional statistics enabled while I/O runs;
+# refused attribute values; teardown.
 rnull_tests() {
-	local ncpu dev dev1 i W=128 R=1024 f ok pids v want n e
+	local ncpu dev dev1 dev2 dev3 i W=128 R=1024 f ok pids v want n e
 	mountpoint -q /sys/kernel/config || mount -t configfs none /sys/kernel/config
 	if ! insmod "$rnull"; then res rnull_load fail; return; fi
 	res rnull_load pass
@@ -155,13 +198,88 @@ rnull_tests() {
 		res rnull_inflight_limit $ok
 	fi
 
+	# With stats_enabled=0, no limit: every read completes (the block layer's counters say so)
+	# and the I/O path leaves the statistics untouched.
+	local zero="read_ops read_bytes write_ops write_bytes other_ops busy inflight size_le_128k"
+	if ! dev2=$(rnull_on rnull2 size=64 blocksize=4096 irqmode=1 stats_enabled=0); then
+		res rnull_stats_disabled_no_limit fail
+		res rnull_inflight_limit_stats_disabled fail
+	else
+		ok=pass
+		sleep 1
+		before[s]=$(rnull_sectors_read rnull2)
+		rnull_round "$dev2" || ok=fail
+		v=$(delta "${before[s]}" "$(rnull_sectors_read rnull2)")
+		[ "$v" = $((ncpu * 16 << 11)) ] || { ok=fail; log "rnull2: +$v sectors read"; }
+		rnull_zero rnull2 $zero inflight_limit || ok=fail
+		res rnull_stats_disabled_no_limit $ok
+
+		# The same with a limit of 1: set while I/O runs (the queue is frozen to start
+		# counting), in place from the start of the next round (which must see refusals),
+		# then set to 0 and back to 1 while I/O runs. The limit is enforced, the count of
+		# requests in flight ends at 0 (none leaked or uncounted twice), the statistics stay 0.
+		ok=pass
+		before[s]=$(rnull_sectors_read rnull2)
+		rnull_round "$dev2" rnull_set rnull2 inflight_limit 1 || ok=fail
+		before[busy]=$(rnull_stat rnull2 busy)
+		rnull_round "$dev2" || ok=fail
+		v=$(delta "${before[busy]}" "$(rnull_stat rnull2 busy)")
+		[[ $v =~ ^[0-9]+$ ]] && [ "$v" -gt 0 ] ||
+			{ ok=fail; log "rnull2: no request refused with inflight_limit=1 (+$v)"; }
+		rnull_set rnull2 inflight_limit 0 || ok=fail
+		rnull_round "$dev2" rnull_set rnull2 inflight_limit 1 || ok=fail
+		cat "$CFG/rnull2/stats" >"$out/rnull2.stats"
+		v=$(delta "${before[s]}" "$(rnull_sectors_read rnull2)")
+		[ "$v" = $((3 * ncpu * 16 << 11)) ] || { ok=fail; log "rnull2: +$v sectors read"; }
+		v=$(rnull_stat rnull2 busy)
+		log "rnull2: $v requests refused with inflight_limit=1, stats_enabled=0"
+		[ "$(rnull_stat rnull2 inflight)" = 0 ] || { ok=fail; log "rnull2: requests left in flight"; }
+		[ "$(rnull_stat rnull2 inflight_limit)" = 1 ] || ok=fail
+		rnull_zero rnull2 read_ops read_bytes write_ops other_ops size_le_128k || ok=fail
+		res rnull_inflight_limit_stats_disabled $ok
+	fi
+
+	# With stats_enabled=0 and the limit set before power on, so that requests are counted in
+	# flight from the first one.
+	if ! dev3=$(rnull_on rnull3 size=64 blocksize=4096 irqmode=1 stats_enabled=0 \
+		inflight_limit=1); then
+		res rnull_inflight_limit_stats_disabled_power_on fail
+	else
+		ok=pass
+		sleep 1
+		before[s]=$(rnull_sectors_read rnull3)
+		rnull_round "$dev3" || ok=fail
+		cat "$CFG/rnull3/stats" >"$out/rnull3.stats"
+		v=$(delta "${before[s]}" "$(rnull_sectors_read rnull3)")
+		[ "$v" = $((ncpu * 16 << 11)) ] || { ok=fail; log "rnull3: +$v sectors read"; }
+		v=$(rnull_stat rnull3 busy)
+		[[ $v =~ ^[0-9]+$ ]] && [ "$v" -gt 0 ] ||
+			{ ok=fail; log "rnull3: no request refused with inflight_limit=1"; }
+		[ "$(rnull_stat rnull3 inflight)" = 0 ] || { ok=fail; log "rnull3: requests left in flight"; }
+		[ "$(rnull_stat rnull3 inflight_limit)" = 1 ] || ok=fail
+		rnull_zero rnull3 read_ops read_bytes write_ops other_ops size_le_128k || ok=fail
+		res rnull_inflight_limit_stats_disabled_power_on $ok
+	fi
+
+	# Refused values: inflight_limit takes 0 to 4294967295; stats_enabled a boolean, and only
+	# while powered off. A refused write leaves the value as it was.
+	ok=pass
+	rnull_refused rnull3 inflight_limit -1 "Invalid argument" || ok=fail
+	rnull_refused rnull3 inflight_limit 4294967296 "Invalid argument" || ok=fail
+	rnull_refused rnull3 inflight_limit many "Invalid argument" || ok=fail
+	[ "$(cat "$CFG/rnull3/inflight_limit")" = 1 ] || { ok=fail; log "rnull3: inflight_limit changed"; }
+	rnull_refused rnull3 stats_enabled 1 "Device or resource busy" || ok=fail
+	rnull_refused rnull3 stats_enabled maybe "Invalid argument" || ok=fail
+	[ "$(cat "$CFG/rnull3/stats_enabled")" = 0 ] || { ok=fail; log "rnull3: stats_enabled changed"; }
+	res rnull_attribute_errors $ok
+
 	log "rnull: $n reads of stats during I/O, $e failed"
 	[ "$n" -gt 0 ] && [ "$e" = 0 ] && res rnull_stats_read_during_io pass ||
 		res rnull_stats_read_during_io fail
 
 	# Power off, remove, unload: nothing left behind.
 	ok=pass
-	for i in rnull0 rnull1; do
+	for i in rnull0 rnull1 rnull2 rnull3; do
 		[ -d "$CFG/$i" ] || continue
 		echo 0 >"$CFG/$i/power" || ok=fail
 		[ -e "/sys/block/$i" ] && { ok=fail; log "$i still exists after power off"; }
