@@ -147,8 +147,11 @@ impl PercpuCounter {
 
     /// Adds `amount` (C's `percpu_counter_add()`).
     ///
-    /// As in C, `amount` must not be [`i64::MIN`]: C takes its absolute value, which overflows,
-    /// and the update is lost (no undefined behaviour, no warning).
+    /// As in C, `amount` must not be [`i64::MIN`]: C compares its absolute value with the batch,
+    /// which overflows. If this CPU's pending delta is 0 the update is lost; otherwise it is
+    /// folded into the shared count with wrapping arithmetic (`add(1); add(i64::MIN)` leaves
+    /// `i64::MIN + 1`). Neither is undefined behaviour or warns. The same holds for
+    /// [`sub`](Self::sub) of [`i64::MIN`] and for the other `add_*`/`sub_*` methods.
     #[inline]
     pub fn add(&self, amount: i64) {
         // SAFETY: By the type invariants, the counter is initialised.
