@@ -368,6 +368,7 @@ impl<T> Drop for LocalLockGuard<'_, T> {
 mod tests {
     use super::*;
     use crate::{alloc::flags::GFP_KERNEL, error::code::*, interrupt::irqs_disabled, irq_work};
+    use crate::sync::atomic::{ordering, Atomic};
 
     #[test]
     fn task_context() -> Result {
@@ -422,15 +423,17 @@ mod tests {
         Ok(())
     }
 
+    /// Counts its drops in the given counter.
+    struct CountsDrops<'a>(&'a Atomic<i32>);
+
+    impl Drop for CountsDrops<'_> {
+        fn drop(&mut self) {
+            self.0.add(1, ordering::Relaxed);
+        }
+    }
+
     #[test]
     fn values_are_dropped() -> Result {
-        use crate::sync::atomic::{ordering, Atomic};
-        struct CountsDrops<'a>(&'a Atomic<i32>);
-        impl Drop for CountsDrops<'_> {
-            fn drop(&mut self) {
-                self.0.add(1, ordering::Relaxed);
-            }
-        }
         let drops = Atomic::new(0i32);
         let l = new_local_lock!(GFP_KERNEL, |_| CountsDrops(&drops))?;
         assert_eq!(drops.load(ordering::Relaxed), 0);
@@ -444,13 +447,6 @@ mod tests {
 
     #[test]
     fn dropped_under_a_forgotten_guard_is_leaked() -> Result {
-        use crate::sync::atomic::{ordering, Atomic};
-        struct CountsDrops<'a>(&'a Atomic<i32>);
-        impl Drop for CountsDrops<'_> {
-            fn drop(&mut self) {
-                self.0.add(1, ordering::Relaxed);
-            }
-        }
         let drops = Atomic::new(0i32);
         let l = new_local_lock!(GFP_KERNEL, |_| CountsDrops(&drops))?;
         let percpu = l.raw.percpu_ptr();

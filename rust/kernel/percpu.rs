@@ -33,8 +33,12 @@
 //! is a sleeping lock.
 //!
 //! Other CPUs' values are addressed by a [`PossibleCpu`]: per-CPU memory exists only for
-//! possible CPUs, and [`possible_cpus`], [`online_cpus`] and [`PossibleCpu::new`] are the ways to
-//! get one.
+//! possible CPUs. The ways to get one: [`possible_cpus`] and [`online_cpus`] (iterators),
+//! [`PossibleCpu::current`], a guard's `cpu()` ([`LocalGuard::cpu`], [`PreemptGuard::cpu`]),
+//! and from a CPU number [`PossibleCpu::new`] (a [`CpuId`](crate::cpu::CpuId)) or
+//! [`PossibleCpu::from_u32`], both `None` for a CPU that is not possible. The functions of
+//! [`irq_work`](crate::irq_work), like the rest of the kernel crate, take a
+//! [`CpuId`](crate::cpu::CpuId): [`PossibleCpu::id`] gives it.
 //!
 //! C header: [`include/linux/percpu.h`](srctree/include/linux/percpu.h)
 //!

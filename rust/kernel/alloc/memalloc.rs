@@ -291,7 +291,9 @@ impl<K: ScopeKind> Drop for Scope<K> {
 
 /// Enters a memory allocation scope until the end of the enclosing block.
 ///
-/// The argument is the kind: `NoFs`, `NoIo` or `NoMovable` (see [`alloc::memalloc`]). The scope is
+/// The argument is the bare name of the kind, `NoFs`, `NoIo` or `NoMovable`, which the macro
+/// resolves in [`alloc::memalloc`] itself (no path: `memalloc_scope!(memalloc::NoFs)` does not
+/// match; nothing needs to be imported). For a kind given as a type, use [`scope`]. The scope is
 /// bound to a hidden variable, so it ends exactly at the end of the block, after any scope
 /// entered later in the block, and cannot be dropped early or moved. In an `async` block, the
 /// end of the block may come much later than the next `.await`, or never: see [the module
