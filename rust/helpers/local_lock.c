@@ -76,6 +76,6 @@ __rust_helper bool rust_helper_local_lock_is_held(local_trylock_t *tl)
 #ifndef CONFIG_PREEMPT_RT
 	return READ_ONCE(tl->acquired);
 #else
-	return spin_is_locked(tl);
+	return rt_mutex_base_is_locked(&tl->lock);
 #endif
 }

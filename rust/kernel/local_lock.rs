@@ -367,8 +367,8 @@ impl<T> Drop for LocalLockGuard<'_, T> {
 #[macros::kunit_tests(rust_kernel_local_lock)]
 mod tests {
     use super::*;
-    use crate::{alloc::flags::GFP_KERNEL, error::code::*, interrupt::irqs_disabled, irq_work};
     use crate::sync::atomic::{ordering, Atomic};
+    use crate::{alloc::flags::GFP_KERNEL, error::code::*, interrupt::irqs_disabled, irq_work};
 
     #[test]
     fn task_context() -> Result {

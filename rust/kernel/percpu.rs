@@ -17,11 +17,11 @@
 //! in atomic context that is atomic on every configuration (under a [`SpinLockIrq`], a
 //! `SpinLock`, in an interrupt handler). Under a guard that only disables preemption
 //! ([`PerCpu::local`], [`PreemptGuard`]) nothing may be allocated or freed on `PREEMPT_RT`,
-//! whatever the flags: the per-CPU and slab allocators take `spinlock_t`s, which sleep there. The allocator applies the task's [memory allocation
-//! scopes](crate::alloc::memalloc), and every allocating constructor calls
-//! [`might_alloc`] first: the per-CPU allocator has no such annotation of its own, so without it
-//! lockdep could not see a reclaim dependency or a sleeping allocation in atomic context until
-//! memory actually ran short.
+//! whatever the flags: the per-CPU and slab allocators take `spinlock_t`s, which sleep there.
+//! The allocator applies the task's [memory allocation scopes](crate::alloc::memalloc), and
+//! every allocating constructor calls [`might_alloc`] first: the per-CPU allocator has no such
+//! annotation of its own, so without it lockdep could not see a reclaim dependency or a sleeping
+//! allocation in atomic context until memory actually ran short.
 //!
 //! Freeing (`free_percpu()`) takes the per-CPU allocator's `spinlock_t` with interrupts saved
 //! and does not sleep without `CONFIG_PREEMPT_RT`. The types may therefore be dropped in process
@@ -35,10 +35,10 @@
 //! Other CPUs' values are addressed by a [`PossibleCpu`]: per-CPU memory exists only for
 //! possible CPUs. The ways to get one: [`possible_cpus`] and [`online_cpus`] (iterators),
 //! [`PossibleCpu::current`], a guard's `cpu()` ([`LocalGuard::cpu`], [`PreemptGuard::cpu`]),
-//! and from a CPU number [`PossibleCpu::new`] (a [`CpuId`](crate::cpu::CpuId)) or
+//! and from a CPU number [`PossibleCpu::new`] (a [`CpuId`]) or
 //! [`PossibleCpu::from_u32`], both `None` for a CPU that is not possible. The functions of
 //! [`irq_work`](crate::irq_work), like the rest of the kernel crate, take a
-//! [`CpuId`](crate::cpu::CpuId): [`PossibleCpu::id`] gives it.
+//! [`CpuId`]: [`PossibleCpu::id`] gives it.
 //!
 //! C header: [`include/linux/percpu.h`](srctree/include/linux/percpu.h)
 //!

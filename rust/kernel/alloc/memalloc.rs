@@ -28,9 +28,9 @@
 //! task that entered them (they are neither [`Send`] nor [`Sync`]). In interrupt context (an
 //! `irq_work` closure, an [`on_each_cpu`] function) that task is whichever task the interrupt
 //! hit, as for C's `memalloc_*_save()` there: a scope has no use there (allocations in interrupt
-//! context never reclaim), and one that is forgotten there leaves its flag on that task. [`memalloc_scope!`] binds the
-//! scope to a hidden variable of the enclosing block, and [`scope`] to a closure: used that way,
-//! scopes end in the reverse order of entry.
+//! context never reclaim), and one that is forgotten there leaves its flag on that task.
+//! [`memalloc_scope!`] binds the scope to a hidden variable of the enclosing block, and [`scope`]
+//! to a closure: used that way, scopes end in the reverse order of entry.
 //!
 //! # Scopes that end out of order or never
 //!
@@ -128,9 +128,9 @@ mod private {
     /// functions, so a scope can only clear the flag it set.
     #[derive(Clone, Copy)]
     pub enum Kind {
-        NoFs,
-        NoIo,
-        NoMovable,
+        Fs,
+        Io,
+        Movable,
     }
 
     pub trait Sealed {}
@@ -165,19 +165,19 @@ pub enum NoIo {}
 pub enum NoMovable {}
 
 macro_rules! impl_scope_kind {
-    ($kind:ident, $flag:ident) => {
+    ($kind:ident, $variant:ident, $flag:ident) => {
         impl private::Sealed for $kind {}
 
         impl ScopeKind for $kind {
             const TASK_FLAG: u32 = bindings::$flag;
-            const KIND: Kind = Kind::$kind;
+            const KIND: Kind = Kind::$variant;
         }
     };
 }
 
-impl_scope_kind!(NoFs, PF_MEMALLOC_NOFS);
-impl_scope_kind!(NoIo, PF_MEMALLOC_NOIO);
-impl_scope_kind!(NoMovable, PF_MEMALLOC_PIN);
+impl_scope_kind!(NoFs, Fs, PF_MEMALLOC_NOFS);
+impl_scope_kind!(NoIo, Io, PF_MEMALLOC_NOIO);
+impl_scope_kind!(NoMovable, Movable, PF_MEMALLOC_PIN);
 
 /// Sets `K::TASK_FLAG` on the current task and returns the bits of it that this call set (zero
 /// if the flag was already set).
@@ -187,9 +187,9 @@ fn save<K: ScopeKind>() -> c_uint {
     // flags, which only the task itself changes.
     unsafe {
         match K::KIND {
-            Kind::NoFs => bindings::memalloc_nofs_save(),
-            Kind::NoIo => bindings::memalloc_noio_save(),
-            Kind::NoMovable => bindings::memalloc_pin_save(),
+            Kind::Fs => bindings::memalloc_nofs_save(),
+            Kind::Io => bindings::memalloc_noio_save(),
+            Kind::Movable => bindings::memalloc_pin_save(),
         }
     }
 }
@@ -202,9 +202,9 @@ fn restore<K: ScopeKind>(saved: c_uint) {
     // exactly the bits it is given.
     unsafe {
         match K::KIND {
-            Kind::NoFs => bindings::memalloc_nofs_restore(saved),
-            Kind::NoIo => bindings::memalloc_noio_restore(saved),
-            Kind::NoMovable => bindings::memalloc_pin_restore(saved),
+            Kind::Fs => bindings::memalloc_nofs_restore(saved),
+            Kind::Io => bindings::memalloc_noio_restore(saved),
+            Kind::Movable => bindings::memalloc_pin_restore(saved),
         }
     }
 }
