@@ -86,6 +86,26 @@ rnull_zero() {
 	return $rc
 }
 
+# Whether NAME's sectors read grew since BEFORE by exactly ROUNDS rounds (16 MiB per CPU each).
+rnull_read_exactly() { # NAME BEFORE ROUNDS
+	local v
+	v=$(delta "$2" "$(rnull_sectors_read "$1")")
+	[ "$v" = $(($3 * ncpu * 16 << 11)) ] || { log "$1: +$v sectors read"; return 1; }
+}
+
+# The end state of a device with stats_enabled=0 after rounds under inflight_limit=1: requests
+# were refused, none is left in flight, the limit is kept and the statistics are untouched.
+rnull_limited_end_state() { # NAME
+	local v rc=0
+	v=$(rnull_stat "$1" busy)
+	log "$1: $v requests refused with inflight_limit=1, stats_enabled=0"
+	[[ $v =~ ^[0-9]+$ ]] && [ "$v" -gt 0 ] || rc=1
+	[ "$(rnull_stat "$1" inflight)" = 0 ] || { rc=1; log "$1: requests left in flight"; }
+	[ "$(rnull_stat "$1" inflight_limit)" = 1 ] || rc=1
+	rnull_zero "$1" read_ops read_bytes write_ops other_ops size_le_128k || rc=1
+	return $rc
+}
+
 # rnull: load it, create devices through configfs, run direct I/O from every CPU at once and
 # check the per-CPU statistics against what was submitted; the in-flight limit set while I/O
 # runs, with the statistics enabled and disabled; optional statistics enabled while I/O runs;
@@ -209,8 +229,7 @@ rnull_tests() {
 		sleep 1
 		before[s]=$(rnull_sectors_read rnull2)
 		rnull_round "$dev2" || ok=fail
-		v=$(delta "${before[s]}" "$(rnull_sectors_read rnull2)")
-		[ "$v" = $((ncpu * 16 << 11)) ] || { ok=fail; log "rnull2: +$v sectors read"; }
+		rnull_read_exactly rnull2 "${before[s]}" 1 || ok=fail
 		rnull_zero rnull2 $zero inflight_limit || ok=fail
 		res rnull_stats_disabled_no_limit $ok
 
@@ -229,13 +248,8 @@ rnull_tests() {
 		rnull_set rnull2 inflight_limit 0 || ok=fail
 		rnull_round "$dev2" rnull_set rnull2 inflight_limit 1 || ok=fail
 		cat "$CFG/rnull2/stats" >"$out/rnull2.stats"
-		v=$(delta "${before[s]}" "$(rnull_sectors_read rnull2)")
-		[ "$v" = $((3 * ncpu * 16 << 11)) ] || { ok=fail; log "rnull2: +$v sectors read"; }
-		v=$(rnull_stat rnull2 busy)
-		log "rnull2: $v requests refused with inflight_limit=1, stats_enabled=0"
-		[ "$(rnull_stat rnull2 inflight)" = 0 ] || { ok=fail; log "rnull2: requests left in flight"; }
-		[ "$(rnull_stat rnull2 inflight_limit)" = 1 ] || ok=fail
-		rnull_zero rnull2 read_ops read_bytes write_ops other_ops size_le_128k || ok=fail
+		rnull_read_exactly rnull2 "${before[s]}" 3 || ok=fail
+		rnull_limited_end_state rnull2 || ok=fail
 		res rnull_inflight_limit_stats_disabled $ok
 	fi
 
@@ -250,14 +264,8 @@ rnull_tests() {
 		before[s]=$(rnull_sectors_read rnull3)
 		rnull_round "$dev3" || ok=fail
 		cat "$CFG/rnull3/stats" >"$out/rnull3.stats"
-		v=$(delta "${before[s]}" "$(rnull_sectors_read rnull3)")
-		[ "$v" = $((ncpu * 16 << 11)) ] || { ok=fail; log "rnull3: +$v sectors read"; }
-		v=$(rnull_stat rnull3 busy)
-		[[ $v =~ ^[0-9]+$ ]] && [ "$v" -gt 0 ] ||
-			{ ok=fail; log "rnull3: no request refused with inflight_limit=1"; }
-		[ "$(rnull_stat rnull3 inflight)" = 0 ] || { ok=fail; log "rnull3: requests left in flight"; }
-		[ "$(rnull_stat rnull3 inflight_limit)" = 1 ] || ok=fail
-		rnull_zero rnull3 read_ops read_bytes write_ops other_ops size_le_128k || ok=fail
+		rnull_read_exactly rnull3 "${before[s]}" 1 || ok=fail
+		rnull_limited_end_state rnull3 || ok=fail
 		res rnull_inflight_limit_stats_disabled_power_on $ok
 	fi
 
