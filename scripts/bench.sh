@@ -41,7 +41,8 @@ num_cmpxchg|PerCpuNum<u64>::cmpxchg / this_cpu_cmpxchg|num_cmpxchg|num_cmpxchg|1
 num_add_return|PerCpuNum<u64>::add_return / this_cpu_add_return|num_add_return|num_add_return|1.05|
 local_lock|LocalLock::lock()+modify / local_trylock+this_cpu_ptr+local_unlock|local_trylock|local_lock|1.05|
 local_lock_vs_c_lock|LocalLock::lock()+modify / local_lock (no reentrancy check)|local_lock|local_lock|-|reference: C's local_lock() on a local_lock_t trusts the caller; Rust tests C's local_trylock_t flag so that an interrupted holder is never aliased
-local_lock_irqsave|LocalLock::lock_irqsave()+modify / local_lock_irqsave|local_lock_irqsave|local_lock_irqsave|-|reference: Rust disables interrupts in the refcounted way (local_interrupt_disable) so that guards drop in any order, and tests the flag
+local_lock_irqsave|LocalLock::lock_irqsave(closure)+modify / local_trylock_irqsave+this_cpu_ptr+local_unlock_irqrestore|local_trylock_irqsave|local_lock_irqsave|1.05|
+local_lock_irqsave_vs_c_lock|LocalLock::lock_irqsave(closure)+modify / local_lock_irqsave (no reentrancy check)|local_lock_irqsave|local_lock_irqsave|-|reference: C's local_lock_irqsave() trusts the caller (sets the flag without testing it); Rust runs C's local_trylock_irqsave(), whose test gives None, not a second owner, to an interrupt or NMI handler that interrupted the holder
 pcc_add|PercpuCounter::add / percpu_counter_add|pcc_add|pcc_add|1.05|
 pcc_read|PercpuCounter::read / percpu_counter_read|pcc_read|pcc_read|1.05|
 pcc_sum_2|PercpuCounter::sum / percpu_counter_sum, 2 CPUs|pcc_sum@2|pcc_sum@2|1.05|

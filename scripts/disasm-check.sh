@@ -151,8 +151,8 @@ echo "$dis" | grep -vE 'R_X86_64' | sed 's/^/    /'
 targets=$(echo "$dis" | grep -A1 -E '^\s*(call|jmp)' | grep -oE 'R_X86_64_PLT32\s+\S+' | awk '{ print $2 }' |
 	sed 's/-0x4$//' | grep -vE '^__(x86_return_thunk|x86_indirect)' |
 	grep -vx lock_is_held_type | paste -sd' ' || true)
-slow=$(echo "$targets" | tr ' ' '\n' | grep -cE '7irqsave(11lock_joined|11unlock_slow)' || true)
-targets=$(echo "$targets" | tr ' ' '\n' | grep -vE '7irqsave(11lock_joined|11unlock_slow)' | paste -sd' ' || true)
+slow=$(echo "$targets" | tr ' ' '\n' | grep -cE '7irqsave7section(11lock_joined|11unlock_slow)' || true)
+targets=$(echo "$targets" | tr ' ' '\n' | grep -vE '7irqsave7section(11lock_joined|11unlock_slow)' | paste -sd' ' || true)
 # (lock_is_held_type is lockdep's assertion in Guard::new(); it exists only with CONFIG_LOCKDEP.)
 if [ "$targets" = "_raw_spin_lock_irqsave _raw_spin_unlock_irqrestore" ] && [ "$slow" -le 2 ]; then
 	result irqsave_calls_c_pair_only pass "(calls: $targets; $slow out-of-line refcounted-region paths)"

@@ -321,7 +321,8 @@ clean)
 	rnull_tests
 	;;
 detect-rnull)
-	# Seed 002 in rnull's shape: a GFP_KERNEL per-CPU allocation in queue_rq().
+	# Scenario 3 of the selftests (percpu_alloc_in_atomic) in rnull's shape: a GFP_KERNEL per-CPU
+	# allocation in queue_rq().
 	mountpoint -q /sys/kernel/config || mount -t configfs none /sys/kernel/config
 	insmod "$rnull"
 	dev=$(rnull_on rnull0 size=16)

@@ -19,7 +19,7 @@ if grep -q 'reproduces the overlaid tree' "$ART/patches.log"; then
 else
 	gate_series=fail
 fi
-ours=$(sed 's/ /\n/g' "$TOP/patches/series" | grep -v '^#\|\.patch$' | grep . | paste -sd'|')
+ours=$(python3 "$TOP/scripts/series.py" files | paste -sd'|')
 pass=0 fail=0
 gate() { # name pass|fail detail
 	printf '%-22s %s %s\n' "$1" "$2" "${3:-}"
@@ -83,7 +83,7 @@ fi
 
 # checkpatch --strict on every patch of the series: no errors or warnings.
 bad=0
-for p in "$TOP"/out/patches/0*.patch; do
+for p in "$TOP"/out/patches/*/0*.patch; do
 	case $p in */0000-*) continue ;; esac
 	"$S/scripts/checkpatch.pl" --strict --no-tree -q --ignore FILE_PATH_CHANGES "$p" \
 		>"$L/checkpatch-$(basename "$p" .patch).txt" 2>&1 || true

@@ -24,35 +24,17 @@ stage=$(mktemp -d)
 manifest=$(mktemp)
 trap 'rm -rf "$stage" "$manifest"' EXIT
 
-# patches/series lists the patches in order, each followed by the new files it adds.
-series=$TOP/patches/series
-[ -f "$series" ] || die "no $series"
-listed=$(grep -v '^#' "$series" | tr ' ' '\n' | grep -v '\.patch$' | grep . | sort || true)
-ours=$(cd "$TOP" && git ls-files --cached --others --exclude-standard -- rust samples lib Documentation | sort)
+# patches/NN-topic/series lists each topic's patches in order, each followed by the new files it
+# adds (scripts/series.py).
+listed=$(python3 "$TOP/scripts/series.py" files | sort)
+ours=$(cd "$TOP" && git ls-files --cached --others --exclude-standard -- rust samples lib Documentation drivers | sort)
 if [ "$listed" != "$ours" ]; then
 	diff <(echo "$listed") <(echo "$ours") >&2 || true
-	die "patches/series and the new files in the repo differ (< listed only, > repo only)"
+	die "the topic series and the new files in the repo differ (< listed only, > repo only)"
 fi
 
-# Existing upstream files: pristine copy + patches, applied in series order.
-for p in $(grep -v '^#' "$series" | awk '{ print $1 }'); do
-	p=$TOP/patches/$p
-	[ -f "$p" ] || die "$p is listed in patches/series but missing"
-	sed -n 's|^+++ b/\([^\t ]*\).*|\1|p' "$p" | while read -r f; do
-		[ -e "$stage/$f" ] && continue
-		mkdir -p "$stage/$(dirname "$f")"
-		if [ -f "$PR/$f" ]; then cp "$PR/$f" "$stage/$f"; fi # else a new file
-	done
-	patch -s -p1 -d "$stage" --no-backup-if-mismatch -F0 <"$p" ||
-		die "$(basename "$p") does not apply to $PR"
-done
-
-# New files at their upstream paths.
-for f in $ours; do
-	[ -f "$PR/$f" ] && die "$f exists upstream: change it with a patch in patches/"
-	mkdir -p "$stage/$(dirname "$f")"
-	cp "$TOP/$f" "$stage/$f"
-done
+# Upstream files: pristine copy + the diffs of every patch, in series order; then the new files.
+python3 "$TOP/scripts/series.py" overlay "$stage" "$PR" || die "the series does not apply to $PR"
 
 (cd "$stage" && find . -type f | sed 's|^\./||' | sort) >"$manifest"
 changed=0

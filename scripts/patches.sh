@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # SPDX-License-Identifier: GPL-2.0
-# make patches: turn patches/series + the new files into a git format-patch series against the
-# pristine 7.3 tree (out/patches/), check that it applies with git am and yields exactly the
-# overlaid tree.
+# make patches: turn the topic series of patches/ (scripts/series.py) + the new files into git
+# format-patch series against the pristine 7.3 tree, one directory per topic in out/patches/,
+# each with its cover letter; check that each applies with git am to 7.3 plus the series it
+# depends on, and that all of them, in order, yield exactly the overlaid tree.
 #   BUILD_EACH=1   also build the kernel after every patch (bisectability; see README)
 #   SIGNOFF="Name <email>"   the Signed-off-by/author identity (default: the project's)
 
@@ -34,70 +35,55 @@ if [ "$(cat "$G/.git/pristine" 2>/dev/null)" != "$PR" ]; then
 fi
 git checkout -qf -B series base
 git clean -qfdx
+python3 "$TOP/scripts/series.py" commits "$G" "$SIGNOFF" || die "the series does not apply"
+mapfile -t commits < <(git rev-list --reverse base..series)
+# The patches of one series directory, without its cover letter.
+pl() { ls "$1"/*.patch | grep -v '/0000-'; }
+n=${#commits[@]}
 
-n=0
-while read -r p files; do
-	case $p in ''|'#'*) continue ;; esac
-	n=$((n + 1))
-	git apply --index "$TOP/patches/$p" || die "$p does not apply"
-	for f in $files; do
-		mkdir -p "$G/$(dirname "$f")"
-		cp "$TOP/$f" "$G/$f"
-		git add -f "$f"
-	done
-	subject=$(sed -n 's/^Subject: //p;/^---$/q' "$TOP/patches/$p" | head -1)
-	body=$(sed -n '/^Subject: /,/^---$/p' "$TOP/patches/$p" | sed '1d;$d' | sed '1{/^$/d}')
-	git commit -q -F - <<MSG
-$subject
-
-$body
-
-Signed-off-by: $SIGNOFF
-MSG
-done <"$TOP/patches/series"
-
+# One directory per topic series, with its cover letter; patches numbered 1..n in each.
 rm -rf "$OUT"; mkdir -p "$OUT"
-git format-patch -q --cover-letter -o "$OUT" base..series
-cover=$(ls "$OUT"/0000-*.patch)
-python3 - "$cover" "$n" <<'PY'
-import sys
-p, n = sys.argv[1], sys.argv[2]
-s = open(p).read()
-s = s.replace("*** SUBJECT HERE ***", "rust: per-CPU memory, percpu_counter, memalloc scopes and an irqsave cookie")
-s = s.replace("*** BLURB HERE ***", """This series adds safe Rust abstractions for dynamic per-CPU memory
-(PerCpu, PerCpuNum, DeferredPerCpuNum) and struct percpu_counter, memory
-allocation scopes (NOFS/NOIO) with the GFP flags that go with them, and a
-spinlock guard that saves and restores the interrupt state, with a
-writeback-cookie style conditional guard.
-
-Each abstraction exists to prevent a deadlock that was found late in C:
-btrfs initialising a percpu_counter with GFP_KERNEL inside a NOFS
-transaction, spin_unlock_irq() inside an outer irqsave region in the
-writeback cookie, blk-throttle allocating per-CPU stats with GFP_KERNEL on
-the I/O submission path, and NOFS/NOIO applied at the wrong layer. Every
-allocating constructor calls might_alloc() (the per-CPU allocator has no
-annotation of its own), so lockdep sees these inversions without memory
-pressure. The last patches add lockdep selftests that provoke each bug
-class with the C pattern and show the Rust API staying silent, a sample,
-documentation and a MAINTAINERS entry.
-
-Tested with KUnit (doctests and the new suites), the selftests in one boot
-per scenario, on x86_64 with PROVE_LOCKING, DEBUG_ATOMIC_SLEEP and
-CONFIG_RUST_INLINE_HELPERS, where PerCpuNum::add() compiles to a single
-%gs:-relative add.""")
-open(p, "w").write(s)
+while read -r dir first last deps; do
+	name=$(basename "$dir")
+	from=$([ "$first" = 1 ] && echo base || echo "${commits[$((first - 2))]}")
+	git format-patch -q --cover-letter -o "$OUT/$name" "$from..${commits[$((last - 1))]}"
+	python3 - "$OUT/$name"/0000-cover-letter.patch "$dir" "$TOP/scripts/series.py" <<'PY'
+import subprocess, sys
+cover, d, tool = sys.argv[1:]
+subject, _, blurb = subprocess.run(["python3", tool, "cover", d], capture_output=True,
+                                   text=True, check=True).stdout.partition("\n")
+s = open(cover).read()
+s = s.replace("*** SUBJECT HERE ***", subject)
+s = s.replace("*** BLURB HERE ***", blurb.rstrip("\n"))
+open(cover, "w").write(s)
 PY
+done < <(python3 "$TOP/scripts/series.py" topics)
 
-# The series applies with git am to the pristine tree and gives exactly the overlaid tree.
+# Every series applies with git am to the pristine tree plus the series it depends on.
+while read -r dir first last deps; do
+	name=$(basename "$dir")
+	git checkout -qf -B "am-$name" base
+	for d in $deps; do
+		git am -q $(pl "$(ls -d "$OUT"/[0-9][0-9]-"$d")") ||
+			die "series $d (a dependency of $name) does not apply"
+	done
+	git am -q $(pl "$OUT/$name") || {
+		git am --abort || true
+		die "series $name does not apply with git am to v7.3 + ${deps:-nothing}"
+	}
+	say "series $name: $((last - first + 1)) patches, applies to v7.3${deps:+ + $deps}"
+done < <(python3 "$TOP/scripts/series.py" topics)
+
+# All series, in order, give exactly the overlaid tree.
 git checkout -qf -B am-check base
-git am -q $(ls "$OUT"/*.patch | grep -v '/0000-') || die "git am of the series failed"
+git am -q $(for d in "$OUT"/[0-9][0-9]-*; do pl "$d"; done) || die "git am of the series failed"
 git diff --quiet series am-check || die "git am result differs from the series"
 bad=0
 while read -r f; do
 	cmp -s "$G/$f" "$S/$f" || { echo "differs from the overlaid tree: $f" >&2; bad=1; }
 done <"$S/.overlay-manifest"
 [ "$bad" = 0 ] || die "the series does not reproduce the overlaid tree"
-say "series: $n patches + cover letter in $OUT; git am to pristine reproduces the overlaid tree"
+say "series: $n patches in $(ls "$OUT" | wc -l) topic series in $OUT; git am to pristine reproduces the overlaid tree"
 ls "$OUT" | sed 's/^/  /'
 
 if [ -n "${BUILD_EACH:-}" ]; then

@@ -4,22 +4,22 @@
 
 # Must-detect scenarios: boot name, report strings (all must appear), lock class of the scenario.
 declare -A EXPECT=(
-	[detect-1]='possible circular locking dependency|fs_reclaim|lockdep_seed000_fs_lock'
-	[detect-2]='inconsistent lock state|IN-HARDIRQ-W|lockdep_seed001_outer'
-	[detect-3]='sleeping function called from invalid context|lockdep_seed002_queue'
-	[detect-4]='possible recursive locking detected|fs_reclaim|lockdep_seed004_loop_lock'
+	[detect-1]='possible circular locking dependency|fs_reclaim|lockdep_percpu_alloc_fs_lock'
+	[detect-2]='inconsistent lock state|IN-HARDIRQ-W|lockdep_cond_lock_outer'
+	[detect-3]='sleeping function called from invalid context|lockdep_atomic_path_queue'
+	[detect-4]='possible recursive locking detected|fs_reclaim|lockdep_io_path_loop_lock'
 	[detect-5]='inconsistent lock state|IN-HARDIRQ-W|lockdep_order_b'
 	[detect-6]='inconsistent lock state|IN-HARDIRQ-W|lockdep_local_lock'
 	[detect-rnull]='sleeping function called from invalid context|queue_rq_callback|rnull_mod'
 )
 declare -A NAME=(
-	[detect-1]=detect_seed000_reclaim_cycle
-	[detect-2]=detect_seed001_irq_reenabled
-	[detect-3]=detect_seed002_atomic_alloc
-	[detect-4]=detect_seed004_io_reclaim_recursion
+	[detect-1]=detect_percpu_alloc_reclaim_cycle
+	[detect-2]=detect_cond_lock_irq_reenabled
+	[detect-3]=detect_percpu_alloc_in_atomic
+	[detect-4]=detect_percpu_alloc_reclaim_recursion
 	[detect-5]=detect_irqsave_out_of_order
 	[detect-6]=detect_local_lock_irq_inconsistent
-	[detect-rnull]=detect_seed002_rnull_queue_rq_alloc
+	[detect-rnull]=detect_rnull_percpu_alloc_in_queue_rq
 )
 # PREEMPT_RT (arm64-rt): spinlock_t and local_lock_t leave the interrupt state alone and an
 # irq_work runs in a thread, so the bugs of scenarios 2, 5 and 6 (interrupts re-enabled, or a lock

@@ -68,6 +68,33 @@ __rust_helper void rust_helper_local_lock_release(local_trylock_t *tl)
 }
 
 /*
+ * C's local_trylock_irqsave() on this CPU's lock. Without PREEMPT_RT it saves
+ * the interrupt state and disables interrupts, then tests and sets the lock's
+ * acquired flag, in any context, NMI included. On PREEMPT_RT it is
+ * local_trylock(), which fails in hard interrupt and NMI context. On success
+ * the task stays on its CPU until the lock is released, so the caller finds
+ * the lock taken with this_cpu_ptr().
+ */
+__rust_helper bool
+rust_helper_local_trylock_irqsave(local_trylock_t __percpu *l,
+				  unsigned long *flags)
+{
+	return local_trylock_irqsave(l, *flags);
+}
+
+/*
+ * local_unlock_irqrestore() of the lock taken by
+ * rust_helper_local_trylock_irqsave(), through its address, as
+ * rust_helper_local_lock_release() does for local_unlock().
+ */
+__rust_helper void
+rust_helper_local_lock_release_irqrestore(local_trylock_t *tl,
+					  unsigned long flags)
+{
+	__local_unlock_irqrestore(tl, flags);
+}
+
+/*
  * Whether the lock at @tl (one CPU's, not necessarily this CPU's) is held: a
  * guard passed to mem::forget() leaves it held for ever.
  */

@@ -3,34 +3,53 @@
 //! Running code in interrupt context with `irq_work`.
 //!
 //! [`run_on`] and [`run_on_each_cpu`] run a closure from an `irq_work` on the given CPUs and
-//! wait for it. Without `CONFIG_PREEMPT_RT` the closure runs in hard interrupt context (lockdep
-//! records the locks it takes as used in hard-IRQ context); unlike an inter-processor function
-//! call, a plain `irq_work` is also a valid context for `spinlock_t` (it is threaded on
-//! `PREEMPT_RT`). The closure must not sleep.
+//! wait for it. The closure must not sleep. Where it runs:
+//!
+//! - Without `CONFIG_PREEMPT_RT`: in hard interrupt context. Lockdep records the locks it takes
+//!   as used in hard-IRQ context.
+//! - With `CONFIG_PREEMPT_RT`: in the CPU's `irq_work` thread.
+//!
+//! Either way, and unlike an inter-processor function call, a plain `irq_work` is a valid context
+//! for `spinlock_t`.
+//!
+//! # CPU hotplug
 //!
 //! Both functions hold CPU hotplug off (`cpus_read_lock()`) while they queue and wait, so the
 //! CPUs they run on stay online. Code that already holds CPU hotplug off must not take that lock
-//! again: it calls [`run_on_cpuslocked`] and [`run_on_each_cpu_cpuslocked`] instead (C's
-//! `_cpuslocked` convention), which take a [`CpusLocked`] proof that the lock is held. A
-//! [`CpusReadGuard`] (C's `cpus_read_lock()`) gives one; code that C calls with the lock held (a
-//! CPU hotplug callback, a cpufreq driver's `init`) gets one from [`CpusLocked::assume_held`].
+//! again: it calls [`run_on_cpuslocked`] and [`run_on_each_cpu_cpuslocked`] instead, following
+//! C's `_cpuslocked` convention. They take a [`CpusLocked`] proof that the lock is held:
+//!
+//! - A [`CpusReadGuard`], C's `cpus_read_lock()`, gives one.
+//! - Code that C calls with the lock held, such as a CPU hotplug callback or a cpufreq driver's
+//!   `init`, gets one from [`CpusLocked::assume_held`].
+//!
+//! # Context
 //!
 //! All four functions wait, and may sleep: call them from task context that may sleep. They
 //! return [`EDEADLK`] in the contexts where the kernel can see that the caller must not sleep.
-//! That check is not deadlock detection: the `# Context` section of each function says which
-//! contexts may call it (as `kernel/smp.c` does for `smp_call_function_many()`), what is
-//! checked at run time, and which deadlocks remain the caller's responsibility.
+//! That check is not deadlock detection: like `kernel/smp.c` for `smp_call_function_many()`,
+//! the `# Context` section of each function says which contexts may call it, what is checked at
+//! run time, and which deadlocks remain the caller's responsibility.
 //!
 //! C header: [`include/linux/irq_work.h`](srctree/include/linux/irq_work.h)
 //!
 //! [`EDEADLK`]: crate::error::code::EDEADLK
 
 use crate::{
-    alloc::{flags::GFP_KERNEL, KVec},
+    alloc::{
+        flags::GFP_KERNEL,
+        KVec, //
+    },
     bindings,
     cpu::CpuId,
-    error::{code::*, Result},
-    types::{NotThreadSafe, Opaque}, //
+    error::{
+        code::*,
+        Result, //
+    },
+    types::{
+        NotThreadSafe,
+        Opaque, //
+    }, //
 };
 use core::ops::Deref;
 
@@ -70,7 +89,7 @@ impl<'a> Call<'a> {
     /// # Safety
     ///
     /// `self` must not move or be dropped until [`Call::sync`] has returned, and `cpu` must stay
-    /// online until then (the caller holds CPU hotplug off and checked that it is online).
+    /// online until then: the caller holds CPU hotplug off and checked that `cpu` is online.
     unsafe fn queue_on(&self, cpu: CpuId) {
         // SAFETY: `work` is valid for writes; `trampoline` matches `irq_work` callbacks.
         unsafe { bindings::init_irq_work(self.work.get(), Some(trampoline)) };
@@ -90,15 +109,15 @@ impl<'a> Call<'a> {
 /// Returns [`EDEADLK`] if the caller is in a context that, as far as the kernel can tell, cannot
 /// sleep and wait for an `irq_work`.
 ///
-/// With interrupts disabled the work queued on the current CPU never runs and
-/// `irq_work_sync()` would spin forever; in interrupt context, with bottom halves disabled,
-/// with preemption disabled or in a read-side critical section of preemptible RCU (which on
-/// `PREEMPT_RT` includes holding a `spinlock_t`) the task must not sleep (taking
-/// `cpus_read_lock()` may sleep, and on `PREEMPT_RT` or an architecture without an `irq_work`
-/// interrupt the wait is for an RCU grace period, which would never end). Without
-/// `CONFIG_PREEMPT_COUNT`, a spinlock or `preempt_disable()` is invisible to this check; the
-/// `might_sleep()` annotation reports that case when `CONFIG_DEBUG_ATOMIC_SLEEP` is enabled
-/// (which selects `CONFIG_PREEMPT_COUNT`).
+/// - Interrupts disabled: the work queued on the current CPU never runs, and `irq_work_sync()`
+///   would spin forever.
+/// - Interrupt context, bottom halves disabled, preemption disabled, or a read-side critical
+///   section of preemptible RCU, which on `PREEMPT_RT` includes holding a `spinlock_t`: the task
+///   must not sleep. Taking `cpus_read_lock()` may sleep, and on `PREEMPT_RT` or on an
+///   architecture without an `irq_work` interrupt `irq_work_sync()` sleeps too.
+/// - Without `CONFIG_PREEMPT_COUNT`, a spinlock or `preempt_disable()` is invisible to this
+///   check. The `might_sleep()` annotation reports that case when `CONFIG_DEBUG_ATOMIC_SLEEP` is
+///   enabled, which selects `CONFIG_PREEMPT_COUNT`.
 #[track_caller]
 fn check_can_wait() -> Result {
     // SAFETY: `irqs_disabled()`, `in_interrupt()`, `preemptible()` and `rcu_preempt_depth()`
@@ -116,15 +135,18 @@ fn check_can_wait() -> Result {
     Ok(())
 }
 
-/// A proof that CPU hotplug is held off: no online CPU goes offline while a `&CpusLocked` is
-/// live.
+/// A proof that CPU hotplug is held off.
 ///
-/// C's `_cpuslocked` functions require the caller to hold the CPU hotplug lock and check it
-/// with `lockdep_assert_cpus_held()`, which only warns, and only with lockdep. A `&CpusLocked`
-/// argument makes the requirement part of the type: safe code gets one by dereferencing a
-/// [`CpusReadGuard`]; code that C calls with the lock held gets one from
-/// [`CpusLocked::assume_held`]. The reference cannot leave the task (`CpusLocked` is not
-/// `Sync`), so it cannot be captured by a closure that another CPU runs.
+/// No online CPU goes offline while a `&CpusLocked` is live. C's `_cpuslocked` functions require
+/// the caller to hold the CPU hotplug lock and check it with `lockdep_assert_cpus_held()`, which
+/// only warns, and only with lockdep. A `&CpusLocked` argument makes the requirement part of the
+/// type:
+///
+/// - Safe code gets one by dereferencing a [`CpusReadGuard`].
+/// - Code that C calls with the lock held gets one from [`CpusLocked::assume_held`].
+///
+/// The reference cannot leave the task, since `CpusLocked` is not `Sync`: it cannot be captured
+/// by a closure that another CPU runs.
 ///
 /// # Invariants
 ///
@@ -139,16 +161,20 @@ impl CpusLocked {
     /// Returns a proof that CPU hotplug is held off, for code that C calls with the CPU hotplug
     /// lock held.
     ///
-    /// For example a CPU hotplug state callback (`cpuhp_setup_state()`: the hotplug operation,
-    /// or `cpuhp_setup_state()` itself for the CPUs already online, holds the lock and waits for
-    /// the callback, and lockdep counts it as held on the CPU's hotplug thread), a cpufreq
-    /// driver's `init`, or Rust code called from C under `cpus_read_lock()`. Like
-    /// C's `_cpuslocked` functions, it checks with `lockdep_assert_cpus_held()` (with lockdep,
-    /// once the system is running).
+    /// For example:
     ///
-    /// Safe code that relies on [`CpusLocked`] (such as [`run_on_cpuslocked`], which queues
-    /// work on a CPU it found online and waits for it to run) does not work without the lock: a
-    /// CPU may go offline first, `irq_work_queue_on()` then warns and the work never runs.
+    /// - A CPU hotplug state callback (`cpuhp_setup_state()`). The hotplug operation, or
+    ///   `cpuhp_setup_state()` itself for the CPUs already online, holds the lock and waits for
+    ///   the callback, and lockdep counts it as held on the CPU's hotplug thread.
+    /// - A cpufreq driver's `init`.
+    /// - Rust code called from C under `cpus_read_lock()`.
+    ///
+    /// Like C's `_cpuslocked` functions, it checks with `lockdep_assert_cpus_held()`, with
+    /// lockdep and once the system is running.
+    ///
+    /// Safe code that relies on [`CpusLocked`] does not work without the lock. For example
+    /// [`run_on_cpuslocked`] queues work on a CPU it found online and waits for it to run: a CPU
+    /// may go offline first, `irq_work_queue_on()` then warns and the work never runs.
     ///
     /// # Safety
     ///
@@ -167,7 +193,7 @@ impl CpusLocked {
     /// Checks with lockdep that CPU hotplug is held off (C's `lockdep_assert_cpus_held()`).
     ///
     /// By the type invariants it is, so this only cross-checks the callers of
-    /// [`CpusLocked::assume_held`]; lockdep is silent until the system is running.
+    /// [`CpusLocked::assume_held`]. Lockdep is silent until the system is running.
     #[inline]
     fn assert_held(&self) {
         #[cfg(CONFIG_HOTPLUG_CPU)]
@@ -178,8 +204,9 @@ impl CpusLocked {
         }
     }
 
-    /// Returns whether `cpu` is online; by the type invariants it stays online while `self`
-    /// is borrowed.
+    /// Returns whether `cpu` is online.
+    ///
+    /// By the type invariants, an online `cpu` stays online while `self` is borrowed.
     #[inline]
     fn is_online(&self, cpu: CpuId) -> bool {
         // SAFETY: `cpu_online()` only tests a bit of the online mask.
@@ -187,19 +214,23 @@ impl CpusLocked {
     }
 }
 
-/// Holds CPU hotplug off (C's `cpus_read_lock()`) while it exists: online CPUs stay online.
+/// Holds CPU hotplug off while it exists (C's `cpus_read_lock()`).
 ///
-/// It dereferences to the [`CpusLocked`] proof that [`run_on_cpuslocked`] and
-/// [`run_on_each_cpu_cpuslocked`] take.
+/// Online CPUs stay online. It dereferences to the [`CpusLocked`] proof that
+/// [`run_on_cpuslocked`] and [`run_on_each_cpu_cpuslocked`] take.
 ///
 /// # Context
 ///
-/// [`CpusReadGuard::new`] may sleep: call it from task context that may sleep; it returns
-/// [`EDEADLK`] where [`run_on`] does. As in C, the caller must not already hold the CPU hotplug
-/// lock (a second guard, a CPU hotplug callback, C's `cpus_read_lock()`), and must not hold a
-/// lock that CPU hotplug callbacks take. The first deadlocks as soon as a CPU hotplug operation
-/// waits for the lock (at once in a hotplug callback), the second when one runs at the same
-/// time; lockdep reports both, nothing else detects them at run time.
+/// [`CpusReadGuard::new`] may sleep: call it from task context that may sleep. It returns
+/// [`EDEADLK`] where [`run_on`] does. As in C, the caller must not hold:
+///
+/// - The CPU hotplug lock already: a second guard, a CPU hotplug callback, C's
+///   `cpus_read_lock()`. That deadlocks as soon as a CPU hotplug operation waits for the lock,
+///   and at once in a hotplug callback.
+/// - A lock that CPU hotplug callbacks take. That deadlocks when a hotplug operation runs at the
+///   same time.
+///
+/// Lockdep reports both; nothing else detects them at run time.
 ///
 /// # Invariants
 ///
@@ -232,10 +263,10 @@ impl CpusLocked {
 pub struct CpusReadGuard(CpusLocked);
 
 impl CpusReadGuard {
-    /// Takes the CPU hotplug lock for reading (C's `cpus_read_lock()`); may sleep.
+    /// Takes the CPU hotplug lock for reading (C's `cpus_read_lock()`).
     ///
-    /// Returns [`EDEADLK`] in the contexts where [`run_on`] returns it, instead of sleeping
-    /// there.
+    /// It may sleep. Returns [`EDEADLK`] in the contexts where [`run_on`] returns it, instead of
+    /// sleeping there.
     #[track_caller]
     pub fn new() -> Result<Self> {
         check_can_wait()?;
@@ -273,34 +304,37 @@ impl Drop for CpusReadGuard {
 
 /// Runs `f` on `cpu` from an `irq_work` and waits for it to finish.
 ///
-/// CPU hotplug is held off (`cpus_read_lock()`) from the check that `cpu` is online until `f`
-/// has run. Returns [`ENODEV`] if `cpu` is not online.
+/// `cpu` is a [`CpuId`] or a [`PossibleCpu`](crate::cpu::PossibleCpu). CPU hotplug is held off
+/// (`cpus_read_lock()`) from the check that `cpu` is online until `f` has run. Returns
+/// [`ENODEV`] if `cpu` is not online.
 ///
 /// # Context
 ///
 /// Task context that may sleep: interrupts, bottom halves and preemption enabled, no spinlock
 /// held, outside RCU read-side critical sections, and without the CPU hotplug lock.
 ///
-/// Checked at run time, returning [`EDEADLK`] instead of waiting: interrupts disabled,
-/// interrupt context or bottom halves disabled (including a call from `f` itself), preemption
-/// disabled or a spinlock held, and a read-side critical section of preemptible RCU (on
-/// `PREEMPT_RT` that includes holding a [`SpinLock`]). Preemption and spinlocks are visible
-/// only with `CONFIG_PREEMPT_COUNT` (selected by preemptible kernels and by
-/// `CONFIG_DEBUG_ATOMIC_SLEEP`); without it a call under a spinlock is a bug the kernel does
-/// not report, as for any sleeping function.
+/// Checked at run time, returning [`EDEADLK`] instead of waiting:
+///
+/// - Interrupts disabled.
+/// - Interrupt context or bottom halves disabled, including a call from `f` itself.
+/// - Preemption disabled or a spinlock held. These are visible only with `CONFIG_PREEMPT_COUNT`,
+///   which preemptible kernels and `CONFIG_DEBUG_ATOMIC_SLEEP` select. Without it, a call under
+///   a spinlock is a bug the kernel does not report, as for any sleeping function.
+/// - A read-side critical section of preemptible RCU. On `PREEMPT_RT` that includes holding a
+///   [`SpinLock`].
 ///
 /// Not detected, the caller's responsibility (the call never returns):
 ///
 /// - Holding the CPU hotplug lock already: under a [`CpusReadGuard`] or C's
 ///   `cpus_read_lock()`, in a CPU hotplug callback, in a cpufreq driver's `init`. Taking it
 ///   again blocks behind a waiting CPU hotplug operation, and at once in a callback that a CPU
-///   hotplug operation runs (it holds the lock for writing); lockdep reports the recursion. Use
-///   [`run_on_cpuslocked`] there.
-/// - Holding a lock that a CPU hotplug callback takes, while a hotplug operation runs (an ABBA
-///   deadlock that lockdep reports).
-/// - Holding anything that `f` waits for, or that `cpu` waits for with interrupts disabled
-///   (`f` runs only once `cpu` enables them; on `PREEMPT_RT`, once its `irq_work` thread
-///   runs): for example a flag that the caller sets only after the call returns, or a spinlock
+///   hotplug operation runs, since that operation holds the lock for writing. Lockdep reports
+///   the recursion. Use [`run_on_cpuslocked`] there.
+/// - Holding a lock that a CPU hotplug callback takes, while a hotplug operation runs: an ABBA
+///   deadlock that lockdep reports.
+/// - Holding anything that `f` waits for, or that `cpu` waits for with interrupts disabled:
+///   `f` runs only once `cpu` enables them, and on `PREEMPT_RT` once its `irq_work` thread
+///   runs. For example a flag that the caller sets only after the call returns, or a spinlock
 ///   that the check cannot see without `CONFIG_PREEMPT_COUNT`. Lockdep does not model the wait
 ///   for an `irq_work`.
 ///
@@ -310,7 +344,11 @@ impl Drop for CpusReadGuard {
 /// # Examples
 ///
 /// ```
-/// use kernel::{cpu::CpuId, irq_work, sync::atomic::*};
+/// use kernel::{
+///     cpu::CpuId,
+///     irq_work,
+///     sync::atomic::*, //
+/// };
 ///
 /// let runs = Atomic::new(0i32);
 /// irq_work::run_on(CpuId::current(), &|| {
@@ -320,32 +358,45 @@ impl Drop for CpusReadGuard {
 /// assert_eq!(runs.load(Relaxed), 1);
 /// # Ok::<(), Error>(())
 /// ```
+#[inline]
+#[track_caller]
+pub fn run_on(cpu: impl Into<CpuId>, f: &(dyn Fn() + Sync)) -> Result {
+    run_on_id(cpu.into(), f)
+}
+
+/// [`run_on`] for one CPU type, out of line.
 #[inline(never)]
 #[track_caller]
-pub fn run_on(cpu: CpuId, f: &(dyn Fn() + Sync)) -> Result {
+fn run_on_id(cpu: CpuId, f: &(dyn Fn() + Sync)) -> Result {
     let cpus = CpusReadGuard::new()?;
     queue_and_wait(&cpus, cpu, f)
 }
 
 /// Runs `f` on `cpu` from an `irq_work` and waits for it to finish, with CPU hotplug already
-/// held off by the caller (C's `_cpuslocked` convention).
+/// held off by the caller.
 ///
-/// [`run_on`] for callers that hold the CPU hotplug lock: `cpus` proves it, so `cpu` stays
-/// online until `f` has run. Returns [`ENODEV`] if `cpu` is not online.
+/// This is [`run_on`] for callers that hold the CPU hotplug lock, following C's `_cpuslocked`
+/// convention: `cpus` proves it, so `cpu` stays online until `f` has run. Returns [`ENODEV`] if
+/// `cpu` is not online.
 ///
 /// # Context
 ///
 /// Task context that may sleep, with CPU hotplug held off: under a [`CpusReadGuard`], or in
-/// code that C calls with the hotplug lock held (see [`CpusLocked::assume_held`]). Checked at
-/// run time: [`EDEADLK`] as for [`run_on`], which is also what a callback of an atomic CPU
-/// hotplug state (`STARTING`, `DYING`; interrupts disabled) gets. With lockdep, the lock is
-/// cross-checked with `lockdep_assert_cpus_held()`.
+/// code that C calls with the hotplug lock held (see [`CpusLocked::assume_held`]).
 ///
-/// Not detected, the caller's responsibility (the call never returns): holding anything that
-/// `f` waits for, or that `cpu` waits for with interrupts disabled, as for [`run_on`]; and, on
-/// `PREEMPT_RT`, a call from a CPU hotplug callback of a state below
-/// `CPUHP_AP_SMPBOOT_THREADS` that targets the CPU being plugged, whose `irq_work` thread is
-/// parked there.
+/// Checked at run time:
+///
+/// - [`EDEADLK`] as for [`run_on`]. A callback of an atomic CPU hotplug state, such as
+///   `STARTING` or `DYING`, runs with interrupts disabled and gets it too.
+/// - With lockdep, the lock is cross-checked with `lockdep_assert_cpus_held()`.
+///
+/// Not detected, the caller's responsibility (the call never returns):
+///
+/// - Holding anything that `f` waits for, or that `cpu` waits for with interrupts disabled, as
+///   for [`run_on`].
+/// - On `PREEMPT_RT`, a call from a CPU hotplug callback of a state below
+///   `CPUHP_AP_SMPBOOT_THREADS` that targets the CPU being plugged, whose `irq_work` thread is
+///   parked there.
 ///
 /// [`ENODEV`]: crate::error::code::ENODEV
 ///
@@ -373,16 +424,28 @@ pub fn run_on(cpu: CpuId, f: &(dyn Fn() + Sync)) -> Result {
 /// assert_eq!(runs.load(Relaxed), 2);
 /// # Ok::<(), Error>(())
 /// ```
+#[inline]
+#[track_caller]
+pub fn run_on_cpuslocked(
+    cpus: &CpusLocked,
+    cpu: impl Into<CpuId>,
+    f: &(dyn Fn() + Sync),
+) -> Result {
+    run_on_cpuslocked_id(cpus, cpu.into(), f)
+}
+
+/// [`run_on_cpuslocked`] for one CPU type, out of line.
 #[inline(never)]
 #[track_caller]
-pub fn run_on_cpuslocked(cpus: &CpusLocked, cpu: CpuId, f: &(dyn Fn() + Sync)) -> Result {
+fn run_on_cpuslocked_id(cpus: &CpusLocked, cpu: CpuId, f: &(dyn Fn() + Sync)) -> Result {
     check_can_wait()?;
     cpus.assert_held();
     queue_and_wait(cpus, cpu, f)
 }
 
-/// Runs `f` on `cpu` if it is online and waits for it; callers checked with
-/// `check_can_wait()` that this task may sleep.
+/// Runs `f` on `cpu` if it is online and waits for it.
+///
+/// Callers checked with `check_can_wait()` that this task may sleep.
 fn queue_and_wait(cpus: &CpusLocked, cpu: CpuId, f: &(dyn Fn() + Sync)) -> Result {
     if !cpus.is_online(cpu) {
         return Err(ENODEV);
@@ -403,10 +466,9 @@ fn queue_and_wait(cpus: &CpusLocked, cpu: CpuId, f: &(dyn Fn() + Sync)) -> Resul
 ///
 /// # Context
 ///
-/// As for [`run_on`]: task context that may sleep, without the CPU hotplug lock (use
-/// [`run_on_each_cpu_cpuslocked`] under it). Checked at run time: [`EDEADLK`] in the contexts
-/// listed there. Not detected, the caller's responsibility: the cases listed there, where
-/// "`cpu`" is any online CPU.
+/// As for [`run_on`], where "`cpu`" is any online CPU: task context that may sleep, without the
+/// CPU hotplug lock, which [`run_on_each_cpu_cpuslocked`] is for. The same contexts get
+/// [`EDEADLK`], and the same cases are left to the caller.
 ///
 /// [`ENOMEM`]: crate::error::code::ENOMEM
 #[inline(never)]
@@ -421,11 +483,11 @@ pub fn run_on_each_cpu(f: &(dyn Fn() + Sync)) -> Result {
 }
 
 /// Runs `f` on every online CPU from an `irq_work`, concurrently, and waits for all of them,
-/// with CPU hotplug already held off by the caller (C's `_cpuslocked` convention).
+/// with CPU hotplug already held off by the caller.
 ///
-/// [`run_on_each_cpu`] for callers that hold the CPU hotplug lock: `cpus` proves it, so `f`
-/// runs exactly once on each CPU that is online during the call. Returns [`ENOMEM`] if the
-/// bookkeeping cannot be allocated.
+/// This is [`run_on_each_cpu`] for callers that hold the CPU hotplug lock, following C's
+/// `_cpuslocked` convention: `cpus` proves it, so `f` runs exactly once on each CPU that is
+/// online during the call. Returns [`ENOMEM`] if the bookkeeping cannot be allocated.
 ///
 /// # Context
 ///
@@ -477,8 +539,9 @@ fn new_calls(f: &(dyn Fn() + Sync)) -> Result<KVec<Call<'_>>> {
     Ok(calls)
 }
 
-/// Queues one of `calls` on each online CPU and waits for all of them; callers checked with
-/// `check_can_wait()` that this task may sleep.
+/// Queues one of `calls` on each online CPU and waits for all of them.
+///
+/// Callers checked with `check_can_wait()` that this task may sleep.
 fn queue_each_and_wait(cpus: &CpusLocked, calls: &[Call<'_>]) {
     let online = (0..crate::cpu::nr_cpu_ids())
         .filter_map(CpuId::from_u32)
@@ -502,10 +565,16 @@ mod tests {
     use super::*;
     use crate::{
         cpu::nr_cpu_ids,
-        percpu::{online_cpus, PerCpuNum},
+        percpu::{
+            online_cpus,
+            PerCpuNum, //
+        },
         prelude::*,
         sync::{
-            atomic::{ordering, Atomic},
+            atomic::{
+                ordering,
+                Atomic, //
+            },
             new_spinlock, //
         },
     };

@@ -161,6 +161,16 @@ static noinline void op_local_lock_irqsave(struct bench *b, u64 i)
 	local_unlock_irqrestore(&b->ll->lock, flags);
 }
 
+static noinline void op_local_trylock_irqsave(struct bench *b, u64 i)
+{
+	unsigned long flags;
+
+	if (local_trylock_irqsave(&b->ll->lock, flags)) {
+		this_cpu_ptr(b->ll)->v += i;
+		local_unlock_irqrestore(&b->ll->lock, flags);
+	}
+}
+
 static noinline void op_pcc_add(struct bench *b, u64 i)
 {
 	percpu_counter_add(&b->pcc, 1);
@@ -314,6 +324,7 @@ static const struct bench_op bench_ops[] = {
 	{ "local_trylock", op_local_trylock, 1, false },
 	{ "local_lock", op_local_lock, 1, false },
 	{ "local_lock_irqsave", op_local_lock_irqsave, 1, false },
+	{ "local_trylock_irqsave", op_local_trylock_irqsave, 1, false },
 	{ "pcc_add", op_pcc_add, 1, false },
 	{ "pcc_read", op_pcc_read, 1, false },
 	{ "pcc_sum", op_pcc_sum, 1, true },

@@ -9,12 +9,30 @@
 //! progress.
 
 use kernel::{
-    alloc::memalloc::{self, NoFs},
-    define_per_cpu, new_percpu_counter, per_cpu_cells,
-    percpu::{on_each_cpu, online_cpus, PerCpuCell, PerCpuNum, SharedPerCpu, StaticPerCpuNum},
+    alloc::memalloc::{
+        self,
+        NoFs, //
+    },
+    define_per_cpu,
+    new_percpu_counter,
+    per_cpu_cells,
+    percpu::{
+        online_cpus,
+        PerCpuCell,
+        PerCpuNum,
+        SharedPerCpu,
+        StaticPerCpuNum, //
+    },
     percpu_counter::PercpuCounter,
     prelude::*,
-    sync::{new_spinlock_irq, new_spinlock_irqsave, SpinLockIrq, SpinLockIrqSave, WbLockCookie},
+    smp::on_each_cpu,
+    sync::{
+        new_spinlock_irq,
+        new_spinlock_irqsave,
+        CondIrqSaveGuard,
+        SpinLockIrq,
+        SpinLockIrqSave, //
+    }, //
 };
 
 module! {
@@ -109,7 +127,7 @@ impl Stats {
     fn account_writeback(&self, switching: bool) {
         self.queue.lock_irqsave(|q| {
             **q += 1;
-            let mut cookie = WbLockCookie::begin(&self.wb, || switching);
+            let mut cookie = CondIrqSaveGuard::begin(&self.wb, || switching);
             if let Some(wb) = cookie.data() {
                 *wb += 1;
             }

@@ -31,7 +31,7 @@ use kernel::{
     prelude::*,
     sync::{
         atomic::{ordering::Relaxed, Atomic},
-        new_spinlock_irq, new_spinlock_irqsave, Arc, SpinLockIrq, SpinLockIrqSave,
+        new_spinlock_irq, new_spinlock_irqsave, SpinLockIrq, SpinLockIrqSave,
     },
     time::{Instant, Monotonic},
 };
@@ -63,7 +63,7 @@ const MAX_REPS: usize = 31;
 /// The calls of the APIs under test whose signatures are in flux, in one place.
 mod api {
     use super::*;
-    use kernel::sync::WbLockCookie;
+    use kernel::sync::CondIrqSaveGuard;
 
     /// The lock of the writeback cookie.
     pub(super) type WbLock = SpinLockIrq<u64>;
@@ -82,7 +82,7 @@ mod api {
     /// One writeback cookie: takes `l` if `cond` is non-zero.
     #[inline(always)]
     pub(super) fn cookie_add(l: &WbLock, cond: &Atomic<i32>, v: u64) {
-        let mut c = WbLockCookie::begin(l, || cond.load(Relaxed) != 0);
+        let mut c = CondIrqSaveGuard::begin(l, || cond.load(Relaxed) != 0);
         if let Some(x) = c.data() {
             *x = x.wrapping_add(v);
         }
@@ -114,7 +114,7 @@ struct Bench {
     cells: SharedPerCpu<BenchCells>,
     ll: LocalLock<u64>,
     local: PerCpu<u64>,
-    deferred: Arc<DeferredPerCpuNum<u64>>,
+    deferred: DeferredPerCpuNum<u64>,
     #[pin]
     pcc: PercpuCounter,
     #[pin]
@@ -255,14 +255,12 @@ fn op_local_lock(b: &Bench, i: u64) {
 
 #[inline(never)]
 fn op_local_lock_irqsave(b: &Bench, i: u64) {
-    if let Some(mut v) = b.ll.lock_irqsave() {
-        *v = v.wrapping_add(i);
-    }
+    let _ = b.ll.lock_irqsave(|v| *v = v.wrapping_add(i));
 }
 
 #[inline(never)]
 fn op_deferred_add(b: &Bench, i: u64) {
-    b.deferred.as_arc_borrow().add(i);
+    b.deferred.add(i);
 }
 
 /// An operation, its name, the divisor of its iterations, and whether it visits every CPU.
@@ -370,13 +368,13 @@ impl kernel::Module for RustPercpuBench {
             pr_err!("invalid iters={} or reps={}\n", iters, reps);
             return Err(EINVAL);
         }
-        let deferred = Arc::pin_init(DeferredPerCpuNum::<u64>::new(), GFP_KERNEL)?;
+        let deferred = DeferredPerCpuNum::<u64>::new(GFP_KERNEL)?;
         deferred.populate(GFP_KERNEL)?;
         let b = KBox::pin_init(
             try_pin_init!(Bench {
                 num: PerCpuNum::new(GFP_KERNEL)?,
                 cells: SharedPerCpu::new(GFP_KERNEL)?,
-                ll: new_local_lock!(GFP_KERNEL, |_| 0u64, "rust_percpu_bench_ll")?,
+                ll <- new_local_lock!(GFP_KERNEL, |_| 0u64, "rust_percpu_bench_ll"),
                 local: api::new_local()?,
                 deferred,
                 pcc <- new_percpu_counter!(0, GFP_KERNEL),

@@ -6,20 +6,23 @@
 //! silent. `scenario=N` (1-6) writes scenario N the unsafe, C way, and lockdep must report it.
 //! Lockdep reports only the first problem of a boot, so each of 1-6 needs a boot of its own.
 //!
-//! 1. Seed 000: a `GFP_KERNEL` per-CPU counter init under a mutex that filesystem reclaim also
-//!    takes (circular dependency with `fs_reclaim`). Safe: inside a `NoFs` scope.
-//! 2. Seed 001: `spin_unlock_irq()` inside an irqsave region of a lock used from hard interrupts
-//!    (inconsistent lock state). Safe: `WbLockCookie`.
-//! 3. Seed 002: a `GFP_KERNEL` per-CPU allocation on an atomic submission path (sleeping
-//!    function called from invalid context). Safe: `GFP_NOWAIT` and `DeferredPerCpuNum`.
-//! 4. Seed 004: a `GFP_KERNEL` allocation from the I/O path that serves reclaim (recursive
-//!    `fs_reclaim`). Safe: inside a `NoIo` scope.
+//! 1. A `GFP_KERNEL` per-CPU counter init under a mutex that filesystem reclaim also takes
+//!    (circular dependency with `fs_reclaim`), as in the btrfs deadlock of 2020 that made
+//!    `pcpu_alloc()` honour the task's NOFS scope. Safe: inside a `NoFs` scope.
+//! 2. `spin_unlock_irq()` inside an irqsave region of a lock used from hard interrupts
+//!    (inconsistent lock state), as in the writeback lock nesting fix of 2018 (`wb_lock_cookie`).
+//!    Safe: `CondIrqSaveGuard`.
+//! 3. A `GFP_KERNEL` per-CPU allocation on an atomic submission path (sleeping function called
+//!    from invalid context), as in the blk-throttle deadlock of 2011 whose fix moved the
+//!    allocation to a worker. Safe: `GFP_NOWAIT` and `DeferredPerCpuNum`.
+//! 4. A `GFP_KERNEL` allocation from the I/O path that serves reclaim (recursive `fs_reclaim`),
+//!    as in the loop worker deadlock of 2019 that made loop workers run in a NOIO scope. Safe:
+//!    inside a `NoIo` scope.
 //! 5. Two irqsave regions ended out of order, the inner lock used from hard interrupts
 //!    (inconsistent lock state). Safe: the inner lock borrows the outer guard.
 //!
-//! 6. A `LocalLock` taken with `lock()` in task context, interrupts enabled, and with
-//!    `lock_irqsave()` in hard interrupt context (inconsistent lock state). Safe: `lock_irqsave()`
-//!    everywhere. The types cannot see this bug (the two halves are correct on their own, and the
+//! 6. A `LocalLock` taken with `lock()` in task context, interrupts enabled, and with `lock()`
+//!    in hard interrupt context (inconsistent lock state). Safe: `lock_irqsave()` everywhere. The types cannot see this bug (the two halves are correct on their own, and the
 //!    value is never reachable twice: an interrupt that finds the lock held gets `None`), so this
 //!    scenario uses the safe API, and lockdep is what reports it.
 //!
@@ -33,16 +36,38 @@
 
 use core::pin::Pin;
 use kernel::{
-    alloc::memalloc::{self, NoFs, NoIo},
-    bindings, c_str, define_per_cpu,
+    alloc::memalloc::{
+        self,
+        NoFs,
+        NoIo, //
+    },
+    bindings,
+    c_str,
+    define_per_cpu,
     interrupt::irqs_disabled,
-    irq_work, new_local_lock, new_mutex, new_percpu_counter, new_spinlock, new_spinlock_irq,
+    irq_work,
+    new_local_lock,
+    new_mutex,
+    new_percpu_counter,
+    new_spinlock,
+    new_spinlock_irq,
     per_cpu_cells,
-    percpu::{DeferredPerCpuNum, PerCpuCell, PerCpuNum, SharedPerCpu, StaticPerCpuNum},
+    percpu::{
+        DeferredPerCpuNum,
+        PerCpuCell,
+        PerCpuNum,
+        SharedPerCpu,
+        StaticPerCpuNum, //
+    },
     prelude::*,
     static_lock_class,
-    sync::{new_spinlock_irqsave, Mutex, SpinLockIrqSave, WbLockCookie},
-    types::Opaque,
+    sync::{
+        new_spinlock_irqsave,
+        CondIrqSaveGuard,
+        Mutex,
+        SpinLockIrqSave, //
+    },
+    types::Opaque, //
 };
 
 module! {
@@ -75,8 +100,8 @@ fn prime_reclaim_takes(lock: &Mutex<()>) {
     unsafe { bindings::fs_reclaim_release(bindings::GFP_KERNEL) };
 }
 
-fn seed000(safe: bool) -> Result {
-    let fs_lock = KBox::pin_init(new_mutex!((), "lockdep_seed000_fs_lock"), GFP_KERNEL)?;
+fn percpu_alloc_under_fs_lock(safe: bool) -> Result {
+    let fs_lock = KBox::pin_init(new_mutex!((), "lockdep_percpu_alloc_fs_lock"), GFP_KERNEL)?;
     prime_reclaim_takes(&fs_lock);
     let _g = fs_lock.lock();
     if safe {
@@ -122,32 +147,33 @@ impl RawLock {
     }
 }
 
-fn seed001(safe: bool) -> Result {
+fn cond_lock_in_irqsave(safe: bool) -> Result {
     if safe {
         let outer = KBox::pin_init(
-            new_spinlock_irqsave!(0u32, "lockdep_seed001_safe_outer"),
+            new_spinlock_irqsave!(0u32, "lockdep_cond_lock_safe_outer"),
             GFP_KERNEL,
         )?;
         let wb = KBox::pin_init(
-            new_spinlock_irq!(0u32, "lockdep_seed001_safe_wb"),
+            new_spinlock_irq!(0u32, "lockdep_cond_lock_safe_wb"),
             GFP_KERNEL,
         )?;
         irq_work::run_on_each_cpu(&|| outer.lock_irqsave(|o| **o += 1))?;
         let still_disabled = outer.lock_irqsave(|_| {
-            let cookie = WbLockCookie::begin(&wb, || true);
+            let cookie = CondIrqSaveGuard::begin(&wb, || true);
             cookie.end();
             cfg!(CONFIG_PREEMPT_RT) || irqs_disabled()
         });
         if !still_disabled {
-            pr_err!("seed001: interrupts enabled inside the outer irqsave region\n");
+            pr_err!("cond_lock_in_irqsave: interrupts enabled inside the outer irqsave region\n");
             return Err(EINVAL);
         }
         return Ok(());
     }
-    let outer = RawLock::new(c_str!("lockdep_seed001_outer"), static_lock_class!())?;
-    let wb = RawLock::new(c_str!("lockdep_seed001_wb"), static_lock_class!())?;
+    let outer = RawLock::new(c_str!("lockdep_cond_lock_outer"), static_lock_class!())?;
+    let wb = RawLock::new(c_str!("lockdep_cond_lock_wb"), static_lock_class!())?;
     outer.use_in_hardirq()?;
-    // SAFETY: Both locks are initialised; this is the buggy C sequence of seed 001.
+    // SAFETY: Both locks are initialised; this is the buggy C sequence, `spin_unlock_irq()` inside
+    // an irqsave region.
     unsafe {
         let flags = bindings::spin_lock_irqsave(outer.ptr());
         bindings::spin_lock_irq(wb.ptr());
@@ -157,9 +183,9 @@ fn seed001(safe: bool) -> Result {
     Ok(())
 }
 
-fn seed002(safe: bool) -> Result {
-    let queue = KBox::pin_init(new_spinlock!(0u32, "lockdep_seed002_queue"), GFP_KERNEL)?;
-    let deferred = KBox::pin_init(DeferredPerCpuNum::<u64>::new(), GFP_KERNEL)?;
+fn percpu_alloc_on_atomic_path(safe: bool) -> Result {
+    let queue = KBox::pin_init(new_spinlock!(0u32, "lockdep_atomic_path_queue"), GFP_KERNEL)?;
+    let deferred = DeferredPerCpuNum::<u64>::new(GFP_KERNEL)?;
     let g = queue.lock();
     if safe {
         // Submission path: allocate without sleeping, or let a worker do it.
@@ -178,8 +204,8 @@ fn seed002(safe: bool) -> Result {
     Ok(())
 }
 
-fn seed004(safe: bool) -> Result {
-    let dev_lock = KBox::pin_init(new_mutex!((), "lockdep_seed004_loop_lock"), GFP_KERNEL)?;
+fn percpu_alloc_on_io_path(safe: bool) -> Result {
+    let dev_lock = KBox::pin_init(new_mutex!((), "lockdep_io_path_loop_lock"), GFP_KERNEL)?;
     // This task is the I/O path that reclaim waits on (a loop worker writing pages back).
     // SAFETY: Balanced with the release below; only lockdep state is affected.
     unsafe { bindings::fs_reclaim_acquire(bindings::GFP_KERNEL) };
@@ -259,26 +285,30 @@ fn rust_percpu_lockdep_add_u64(n: &PerCpuNum<u64>, v: u64) {
 
 fn local_lock_irq(safe: bool) -> Result {
     if safe {
-        let l = new_local_lock!(GFP_KERNEL, |_| 0u64, "lockdep_local_lock_safe")?;
-        if let Some(mut g) = l.lock_irqsave() {
-            *g += 1;
-        }
+        let l = KBox::init(
+            new_local_lock!(GFP_KERNEL, |_| 0u64, "lockdep_local_lock_safe"),
+            GFP_KERNEL,
+        )?;
+        let _ = l.lock_irqsave(|v| *v += 1);
         irq_work::run_on_each_cpu(&|| {
-            if let Some(mut g) = l.lock_irqsave() {
-                *g += 1;
-            }
+            let _ = l.lock_irqsave(|v| *v += 1);
         })?;
         return Ok(());
     }
-    let l = new_local_lock!(GFP_KERNEL, |_| 0u64, "lockdep_local_lock")?;
+    let l = KBox::init(
+        new_local_lock!(GFP_KERNEL, |_| 0u64, "lockdep_local_lock"),
+        GFP_KERNEL,
+    )?;
     // Task context, interrupts enabled...
     if let Some(mut g) = l.lock() {
         *g += 1;
     }
-    // ... and hard interrupt context: had the interrupt come while the task held the lock, C
-    // would have two owners; here it would get `None`.
+    // ... and hard interrupt context, with `lock()`: a plain acquisition for lockdep, which
+    // reports the two uses (`lock_irqsave()` is a trylock, as C's `local_trylock_irqsave()`).
+    // Had the interrupt come while the task held the lock, C would have two owners; here it
+    // would get `None`.
     irq_work::run_on_each_cpu(&|| {
-        if let Some(mut g) = l.lock_irqsave() {
+        if let Some(mut g) = l.lock() {
             *g += 1;
         }
     })?;
@@ -404,7 +434,7 @@ fn worker_counts() -> (u64, u64, i64) {
 fn deferred_unload_queue() -> Result {
     let (held, _, _) = worker_counts();
     hold_workers(true);
-    let d = KBox::pin_init(DeferredPerCpuNum::<u64>::new(), GFP_KERNEL)?;
+    let d = DeferredPerCpuNum::<u64>::new(GFP_KERNEL)?;
     let counted = d.add(1);
     drop(d);
     if counted || !wait_for(|| worker_counts().0 > held) {
@@ -461,10 +491,10 @@ fn deferred_unload(step: u32) -> Result {
 type Scenario = (&'static str, fn(bool) -> Result);
 
 const SCENARIOS: [Scenario; 6] = [
-    ("seed000_reclaim_cycle", seed000),
-    ("seed001_irq_reenabled", seed001),
-    ("seed002_atomic_alloc", seed002),
-    ("seed004_io_reclaim_recursion", seed004),
+    ("percpu_alloc_reclaim_cycle", percpu_alloc_under_fs_lock),
+    ("cond_lock_irq_reenabled", cond_lock_in_irqsave),
+    ("percpu_alloc_in_atomic", percpu_alloc_on_atomic_path),
+    ("percpu_alloc_reclaim_recursion", percpu_alloc_on_io_path),
     ("irqsave_out_of_order", irqsave_order),
     ("local_lock_irq_inconsistent", local_lock_irq),
 ];

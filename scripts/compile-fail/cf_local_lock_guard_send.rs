@@ -8,7 +8,7 @@ use kernel::new_local_lock;
 fn assert_send<T: Send>(_: &T) {}
 
 fn case() -> Result {
-    let l = new_local_lock!(GFP_KERNEL, |_| 0u64)?;
+    let l = KBox::init(new_local_lock!(GFP_KERNEL, |_| 0u64), GFP_KERNEL)?;
     if let Some(g) = l.lock() {
         assert_send(&g); // error here
     }

@@ -3,7 +3,7 @@
 //! Compile-fail case: the control: the same APIs used correctly must build.
 
 use kernel::percpu::{PerCpu, PerCpuCell, SharedPerCpu, StaticPerCpu, StaticPerCpuNum};
-use kernel::sync::{new_spinlock_irq, new_spinlock_irqsave, WbLockCookie};
+use kernel::sync::{new_spinlock_irq, new_spinlock_irqsave, CondIrqSaveGuard};
 use kernel::{define_per_cpu, new_local_lock, per_cpu_cells};
 
 define_per_cpu!(static COPY: StaticPerCpu<(u32, u64)> = (0, 0););
@@ -25,8 +25,8 @@ fn case() -> Result {
         let mut gc = c.lock_with(ga.irq_disabled());
         *gc += 1;
     });
-    let cookie = WbLockCookie::begin(&c, || true);
-    cookie.end();
+    let wb = CondIrqSaveGuard::begin(&c, || true);
+    wb.end();
     let v = PerCpu::<u64>::new_zeroed(GFP_KERNEL)?;
     if let Some(mut g) = v.local() {
         *g += 1;
@@ -37,10 +37,9 @@ fn case() -> Result {
     NUM.inc();
     let s = SharedPerCpu::<Cells>::new(GFP_KERNEL)?;
     s.add(|c| &c.b[1], 2);
-    let l = new_local_lock!(GFP_KERNEL, |_| 0u64)?;
-    if let Some(mut g) = l.lock_irqsave() {
-        *g += s.sum(|c| &c.a) + NUM.sum();
-    }
+    let l = KBox::init(new_local_lock!(GFP_KERNEL, |_| 0u64), GFP_KERNEL)?;
+    let extra = s.sum(|c| &c.a) + NUM.sum();
+    let _ = l.lock_irqsave(|v| *v += extra);
     kernel::memalloc_scope!(NoFs);
     let _ = kernel::alloc::memalloc::is_active::<kernel::alloc::memalloc::NoFs>();
     Ok(())

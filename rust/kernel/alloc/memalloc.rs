@@ -2,35 +2,48 @@
 
 //! Memory allocation scopes.
 //!
-//! A scope restricts every allocation the current task makes while it is active, including the
+//! A scope changes every allocation the current task makes while it is active, including the
 //! allocations made deep inside callees that take a plain [`GFP_KERNEL`]:
 //!
 //! - [`NoFs`]: reclaim may not call into the filesystem (as if [`GFP_NOFS`] were used).
 //! - [`NoIo`]: reclaim may not start I/O, nor call into the filesystem (as [`GFP_NOIO`]).
-//! - [`NoMovable`]: no movable memory is used (pages that are about to be pinned long-term).
+//! - [`NoMovable`]: no movable memory is used, for pages that are about to be pinned long-term.
+//! - [`NoReclaim`]: no direct reclaim at all, and access to the memory reserves, for code that is
+//!   itself part of memory reclaim.
 //!
 //! # When to use a scope and when to use a flag
 //!
-//! Use a scope at the boundary of the code that must not recurse into reclaim of a given kind:
-//! for example, a filesystem enters a [`NoFs`] scope where it takes a lock that its own writeback
-//! also takes, and a block driver that services I/O on behalf of reclaim (a loop worker) runs its
-//! worker under [`NoIo`]. Say in a comment which reclaim recursion the scope prevents. Everything
-//! called inside then allocates safely with [`GFP_KERNEL`], without having to thread flags
-//! through APIs that do not take them (C's `percpu_counter_init()` inside a `NOFS` transaction
-//! is the classic failure: the allocation ignored the caller's intent and deadlocked in reclaim).
+//! Use a scope at the boundary of the code that must not recurse into reclaim of a given kind,
+//! and say in a comment which reclaim recursion the scope prevents. For example:
+//!
+//! - A filesystem enters a [`NoFs`] scope where it takes a lock that its own writeback also
+//!   takes.
+//! - A block driver that services I/O on behalf of reclaim, such as a loop worker, runs its
+//!   worker under [`NoIo`].
+//!
+//! Everything called inside then allocates safely with [`GFP_KERNEL`], without having to thread
+//! flags through APIs that do not take them. C's `percpu_counter_init()` inside a `NOFS`
+//! transaction is the classic failure without a scope: the allocation ignored the caller's intent
+//! and deadlocked in reclaim.
 //!
 //! Pass [`GFP_NOFS`] or [`GFP_NOIO`] explicitly only where a single allocation, not a region,
 //! has the restriction. Do not use either in atomic context: use [`GFP_NOWAIT`] or
 //! [`GFP_ATOMIC`] there.
 //!
+//! # Nesting and context
+//!
 //! Scopes nest. A scope only clears on exit the task flag that it set itself, so a [`NoFs`] scope
-//! inside another [`NoFs`] or [`NoIo`] scope leaves the outer one in force. Scopes are tied to the
-//! task that entered them (they are neither [`Send`] nor [`Sync`]). In interrupt context (an
-//! `irq_work` closure, an [`on_each_cpu`] function) that task is whichever task the interrupt
-//! hit, as for C's `memalloc_*_save()` there: a scope has no use there (allocations in interrupt
-//! context never reclaim), and one that is forgotten there leaves its flag on that task.
-//! [`memalloc_scope!`] binds the scope to a hidden variable of the enclosing block, and [`scope`]
-//! to a closure: used that way, scopes end in the reverse order of entry.
+//! inside another [`NoFs`] or [`NoIo`] scope leaves the outer one in force. [`memalloc_scope!`]
+//! binds the scope to a hidden variable of the enclosing block, and [`scope`] to a closure: used
+//! that way, scopes end in the reverse order of entry.
+//!
+//! A scope changes the flags of the current task, and it is neither [`Send`] nor [`Sync`]:
+//!
+//! - Task context: a scope applies to the task that entered it, until it ends there.
+//! - Interrupt context, such as an `irq_work` closure or C's `on_each_cpu()`: the current task is
+//!   whichever task the interrupt hit, as for C's `memalloc_*_save()` there. Allocations in
+//!   interrupt context never reclaim, so a scope has no use there, except [`NoReclaim`] while
+//!   serving a softirq. A scope that is forgotten there leaves its flag on that task.
 //!
 //! # Scopes that end out of order or never
 //!
@@ -43,23 +56,20 @@
 //! - Between polls, a scope held by a pending future stays in force on the task that polled it,
 //!   also for the code that runs after the poll returned.
 //! - A scope that is never dropped leaves its flag set: every later allocation of the task is
-//!   restricted until an enclosing scope that set the flag ends (or for the rest of the task's
-//!   life if there is none).
+//!   affected until an enclosing scope that set the flag ends, or for the rest of the task's life
+//!   if there is none. For [`NoReclaim`], the task keeps drawing on the memory reserves.
 //! - A scope that ends before a scope entered after it clears the flag it set: the later scope is
-//!   no longer in force until it ends (and its own exit then clears nothing).
+//!   no longer in force until it ends, and its own exit then clears nothing.
 //!
-//! That is wrong allocation behaviour for the task (more reclaim recursion, or more allocation
-//! failures, than intended), never memory unsafety: exiting a scope only clears the scope's own
-//! `PF_MEMALLOC_*` flag, and only if that scope set it. So entering a scope is safe, and keeping
-//! scopes out of `async` code that may be suspended is the caller's job.
-//!
-//! There is deliberately no safe "no reclaim" (`PF_MEMALLOC`) scope: it grants access to the
-//! memory reserves and was found unsafe as a general-purpose scope.
+//! That is wrong allocation behaviour for the task (more reclaim recursion, more allocation
+//! failures or more use of the reserves than intended), never memory unsafety: exiting a scope
+//! only clears the scope's own `PF_MEMALLOC*` flag, and only if that scope set it. So entering a
+//! scope is safe, and keeping scopes out of `async` code that may be suspended is the caller's
+//! job.
 //!
 //! C header: [`include/linux/sched/mm.h`](srctree/include/linux/sched/mm.h)
 //!
 //! [`mem::forget`]: core::mem::forget
-//! [`on_each_cpu`]: crate::percpu::on_each_cpu
 //! [`GFP_KERNEL`]: super::flags::GFP_KERNEL
 //! [`GFP_NOFS`]: super::flags::GFP_NOFS
 //! [`GFP_NOIO`]: super::flags::GFP_NOIO
@@ -76,12 +86,17 @@ use core::marker::PhantomData;
 
 /// Returns `flags` as restricted by the scopes active on the current task.
 ///
-/// This is what the page, slab and per-CPU allocators apply to the caller's flags.
+/// This is what the page, slab and per-CPU allocators apply to the caller's flags. A
+/// [`NoReclaim`] scope does not show here: the page allocator reads its task flag itself.
 ///
 /// # Examples
 ///
 /// ```
-/// use kernel::alloc::memalloc::{self, current_gfp_context, NoFs};
+/// use kernel::alloc::memalloc::{
+///     self,
+///     current_gfp_context,
+///     NoFs, //
+/// };
 ///
 /// assert!(current_gfp_context(GFP_KERNEL) == GFP_KERNEL);
 /// memalloc::scope::<NoFs, _>(|| {
@@ -102,10 +117,10 @@ pub fn current_gfp_context(flags: Flags) -> Flags {
 /// so that a lock inversion with reclaim, or a sleeping allocation in atomic context, is reported
 /// every time rather than only when memory is short.
 ///
-/// Without `CONFIG_LOCKDEP` and `CONFIG_DEBUG_ATOMIC_SLEEP` nothing is checked, but it is still
-/// C's `might_alloc()`: for flags that allow blocking it is a `might_sleep()`, which is a
-/// voluntary preemption point (it may reschedule) with `CONFIG_PREEMPT_VOLUNTARY` or dynamic
-/// preemption, unless the task runs with `PF_MEMALLOC`.
+/// - Without `CONFIG_LOCKDEP` and `CONFIG_DEBUG_ATOMIC_SLEEP` nothing is checked, but it is still
+///   C's `might_alloc()`: for flags that allow blocking it is a `might_sleep()`, which may
+///   reschedule with `CONFIG_PREEMPT_VOLUNTARY` or dynamic preemption.
+/// - Under a [`NoReclaim`] scope, or in reclaim itself (`PF_MEMALLOC`), it does nothing.
 ///
 /// # Examples
 ///
@@ -131,6 +146,7 @@ mod private {
         Fs,
         Io,
         Movable,
+        Reclaim,
     }
 
     pub trait Sealed {}
@@ -138,14 +154,14 @@ mod private {
 
 use private::Kind;
 
-/// A kind of memory allocation scope: [`NoFs`], [`NoIo`] or [`NoMovable`].
+/// A kind of memory allocation scope: [`NoFs`], [`NoIo`], [`NoMovable`] or [`NoReclaim`].
 ///
 /// The trait is sealed, and it has no methods: the only way to set or clear the task flag of a
 /// kind is a [`Scope`] of that kind, which clears only what it set. There is no raw `restore()`
-/// that could end a scope entered by someone else (C code's, or one that an interrupted task
-/// entered).
+/// that could end a scope entered by someone else, such as C code or a task that an interrupt
+/// hit.
 pub trait ScopeKind: private::Sealed {
-    /// The task flag (`PF_MEMALLOC_*`) this scope sets.
+    /// The task flag (`PF_MEMALLOC` or a `PF_MEMALLOC_*` flag) this scope sets.
     const TASK_FLAG: u32;
 
     /// Which C pair enters and leaves this scope; usable only by this module.
@@ -160,9 +176,70 @@ pub enum NoFs {}
 /// `memalloc_noio_save()`).
 pub enum NoIo {}
 
-/// Scope in which no movable memory is used, for pages about to be pinned long-term (C's
-/// `memalloc_pin_save()`).
+/// Scope in which no movable memory is used (C's `memalloc_pin_save()`).
+///
+/// For pages that are about to be pinned long-term.
 pub enum NoMovable {}
+
+/// Scope in which allocations never enter direct reclaim and may use the memory reserves (C's
+/// `memalloc_noreclaim_save()`).
+///
+/// It sets `PF_MEMALLOC` on the task, the flag that reclaim itself runs with (kswapd, direct
+/// reclaim). The page allocator then neither reclaims on behalf of the task, which could recurse
+/// into the caller, nor keeps it above the watermarks: an allocation may take pages that are kept
+/// back so that reclaim can make progress. C uses it in code that is itself part of reclaim,
+/// such as the XFS log pusher, and for the sockets that swap over the network depends on.
+///
+/// # When to use it
+///
+/// - Only where the allocation is needed to free memory very shortly, and where reclaim cannot
+///   be entered because it could recurse into the caller.
+/// - Bound what is taken under the scope, for example by the amount of memory freed: the reserves
+///   are shared with reclaim, and exhausting them can hang the whole system.
+/// - Consider a preallocated pool first; never use it to make allocations more likely to succeed
+///   or to avoid reclaim latency.
+///
+/// # Effects
+///
+/// - [`current_gfp_context`] does not change: the page allocator reads the task flag itself.
+///   [`is_active::<NoReclaim>()`](is_active) shows it, also where reclaim set the flag.
+/// - [`might_alloc`] does nothing inside the scope.
+/// - An allocation made with C's `__GFP_NOFAIL` inside the scope warns: it can neither reclaim
+///   nor fail.
+/// - The flags are otherwise unchanged: this is not an atomic allocation context, and atomic
+///   context still needs [`GFP_NOWAIT`] or [`GFP_ATOMIC`].
+///
+/// # Context
+///
+/// - Task context: the intended use.
+/// - Softirq: the page allocator honours the flag while serving a softirq, as C's network
+///   receive path does for packets that reclaim depends on.
+/// - Hard interrupt and NMI: the page allocator ignores the flag there.
+///
+/// [`GFP_NOWAIT`]: super::flags::GFP_NOWAIT
+/// [`GFP_ATOMIC`]: super::flags::GFP_ATOMIC
+///
+/// # Examples
+///
+/// ```
+/// use kernel::alloc::memalloc::{
+///     self,
+///     current_gfp_context,
+///     is_active,
+///     NoReclaim, //
+/// };
+///
+/// // Part of writeback that frees memory: a small, bounded allocation that must not recurse into
+/// // reclaim.
+/// let buf = memalloc::scope::<NoReclaim, _>(|| KBox::new([0u8; 64], GFP_KERNEL))?;
+/// assert_eq!(buf.len(), 64);
+/// memalloc::scope::<NoReclaim, _>(|| {
+///     assert!(is_active::<NoReclaim>());
+///     assert!(current_gfp_context(GFP_KERNEL) == GFP_KERNEL);
+/// });
+/// # Ok::<(), Error>(())
+/// ```
+pub enum NoReclaim {}
 
 macro_rules! impl_scope_kind {
     ($kind:ident, $variant:ident, $flag:ident) => {
@@ -178,18 +255,21 @@ macro_rules! impl_scope_kind {
 impl_scope_kind!(NoFs, Fs, PF_MEMALLOC_NOFS);
 impl_scope_kind!(NoIo, Io, PF_MEMALLOC_NOIO);
 impl_scope_kind!(NoMovable, Movable, PF_MEMALLOC_PIN);
+impl_scope_kind!(NoReclaim, Reclaim, PF_MEMALLOC);
 
-/// Sets `K::TASK_FLAG` on the current task and returns the bits of it that this call set (zero
-/// if the flag was already set).
+/// Sets `K::TASK_FLAG` on the current task and returns the bits of it that this call set.
+///
+/// That is zero if the flag was already set.
 #[inline(always)]
 fn save<K: ScopeKind>() -> c_uint {
-    // SAFETY: Each C function only sets its own `PF_MEMALLOC_*` flag in the current task's
-    // flags, which only the task itself changes.
+    // SAFETY: Each C function only sets its own `PF_MEMALLOC*` flag in the current task's flags,
+    // which only the task itself changes.
     unsafe {
         match K::KIND {
             Kind::Fs => bindings::memalloc_nofs_save(),
             Kind::Io => bindings::memalloc_noio_save(),
             Kind::Movable => bindings::memalloc_pin_save(),
+            Kind::Reclaim => bindings::memalloc_noreclaim_save(),
         }
     }
 }
@@ -205,16 +285,25 @@ fn restore<K: ScopeKind>(saved: c_uint) {
             Kind::Fs => bindings::memalloc_nofs_restore(saved),
             Kind::Io => bindings::memalloc_noio_restore(saved),
             Kind::Movable => bindings::memalloc_pin_restore(saved),
+            Kind::Reclaim => bindings::memalloc_noreclaim_restore(saved),
         }
     }
 }
 
 /// Returns whether a scope of kind `K` is active on the current task.
 ///
+/// It tests the task flag `K::TASK_FLAG`, so it also sees the flag where C code set it, and for
+/// [`NoReclaim`] where reclaim runs.
+///
 /// # Examples
 ///
 /// ```
-/// use kernel::alloc::memalloc::{self, is_active, NoFs, NoIo};
+/// use kernel::alloc::memalloc::{
+///     self,
+///     is_active,
+///     NoFs,
+///     NoIo, //
+/// };
 ///
 /// assert!(!is_active::<NoFs>());
 /// memalloc::scope::<NoFs, _>(|| {
@@ -226,16 +315,16 @@ fn restore<K: ScopeKind>(saved: c_uint) {
 #[inline]
 pub fn is_active<K: ScopeKind>() -> bool {
     // SAFETY: `get_current()` returns the current task, valid for the duration of this call, and
-    // only the task itself changes its `PF_MEMALLOC_*` flags.
+    // only the task itself changes its `PF_MEMALLOC*` flags.
     let flags = unsafe { (*bindings::get_current()).flags };
     flags & K::TASK_FLAG != 0
 }
 
 /// An active memory allocation scope of kind `K` on the current task.
 ///
-/// Created by [`memalloc_scope!`], [`scope`] or [`Scope::enter`]; ends when dropped. Not [`Send`]:
-/// a scope ends on the task that entered it, also when it is held by a future (which is then not
-/// [`Send`] either).
+/// Created by [`memalloc_scope!`], [`scope`] or [`Scope::enter`]; ends when dropped. It is not
+/// [`Send`]: a scope ends on the task that entered it, also when it is held by a future, which is
+/// then not [`Send`] either.
 ///
 /// # Invariants
 ///
@@ -259,7 +348,11 @@ impl<K: ScopeKind> Scope<K> {
     /// # Examples
     ///
     /// ```
-    /// use kernel::alloc::memalloc::{is_active, NoFs, Scope};
+    /// use kernel::alloc::memalloc::{
+    ///     is_active,
+    ///     NoFs,
+    ///     Scope, //
+    /// };
     ///
     /// let outer = Scope::<NoFs>::enter();
     /// let inner = Scope::<NoFs>::enter();
@@ -291,12 +384,19 @@ impl<K: ScopeKind> Drop for Scope<K> {
 
 /// Enters a memory allocation scope until the end of the enclosing block.
 ///
-/// The argument is the bare name of the kind, `NoFs`, `NoIo` or `NoMovable`, which the macro
-/// resolves in [`alloc::memalloc`] itself (no path: `memalloc_scope!(memalloc::NoFs)` does not
-/// match; nothing needs to be imported). For a kind given as a type, use [`scope`]. The scope is
-/// bound to a hidden variable, so it ends exactly at the end of the block, after any scope
-/// entered later in the block, and cannot be dropped early or moved. In an `async` block, the
-/// end of the block may come much later than the next `.await`, or never: see [the module
+/// The argument names the kind of the scope, in one of two forms:
+///
+/// - A bare name, `NoFs`, `NoIo`, `NoMovable` or `NoReclaim`: the macro resolves it in
+///   [`alloc::memalloc`] itself, so nothing needs to be imported.
+/// - A path to the kind, such as `memalloc::NoFs` or `kernel::alloc::memalloc::NoIo`: resolved
+///   where the macro is used.
+///
+/// A generic parameter is a bare name too, which [`alloc::memalloc`] does not have: use [`scope`]
+/// for a kind given as a generic type.
+///
+/// The scope is bound to a hidden variable, so it ends exactly at the end of the block, after any
+/// scope entered later in the block, and cannot be dropped early or moved. In an `async` block,
+/// the end of the block may come much later than the next `.await`, or never: see [the module
 /// documentation](crate::alloc::memalloc) before using it there.
 ///
 /// [`alloc::memalloc`]: crate::alloc::memalloc
@@ -304,9 +404,21 @@ impl<K: ScopeKind> Drop for Scope<K> {
 /// # Examples
 ///
 /// ```
-/// use kernel::alloc::memalloc::{current_gfp_context, is_active, NoFs, NoIo};
-/// use kernel::alloc::flags::{GFP_NOFS, GFP_NOIO};
-/// use kernel::memalloc_scope;
+/// use kernel::{
+///     alloc::{
+///         flags::{
+///             GFP_NOFS,
+///             GFP_NOIO, //
+///         },
+///         memalloc::{
+///             current_gfp_context,
+///             is_active,
+///             NoFs,
+///             NoIo, //
+///         }, //
+///     },
+///     memalloc_scope, //
+/// };
 ///
 /// {
 ///     // Our writeback takes `fs_lock` too: reclaim must not re-enter the filesystem here.
@@ -320,11 +432,35 @@ impl<K: ScopeKind> Drop for Scope<K> {
 /// }
 /// assert!(!is_active::<NoFs>());
 /// ```
+///
+/// The same kinds, given as paths:
+///
+/// ```
+/// use kernel::{
+///     alloc::memalloc::{
+///         self,
+///         is_active,
+///         NoFs,
+///         NoIo, //
+///     },
+///     memalloc_scope, //
+/// };
+///
+/// {
+///     memalloc_scope!(memalloc::NoFs);
+///     memalloc_scope!(kernel::alloc::memalloc::NoIo);
+///     assert!(is_active::<NoFs>() && is_active::<NoIo>());
+/// }
+/// assert!(!is_active::<NoFs>() && !is_active::<NoIo>());
+/// ```
 #[macro_export]
 macro_rules! memalloc_scope {
     ($kind:ident) => {
         let __memalloc_scope =
             $crate::alloc::memalloc::Scope::<$crate::alloc::memalloc::$kind>::enter();
+    };
+    ($kind:path) => {
+        let __memalloc_scope = $crate::alloc::memalloc::Scope::<$kind>::enter();
     };
 }
 pub use memalloc_scope;
@@ -336,7 +472,11 @@ pub use memalloc_scope;
 /// # Examples
 ///
 /// ```
-/// use kernel::alloc::memalloc::{self, is_active, NoIo};
+/// use kernel::alloc::memalloc::{
+///     self,
+///     is_active,
+///     NoIo, //
+/// };
 ///
 /// fn submit() -> Result<KBox<u64>> {
 ///     // Runs on behalf of reclaim: starting more I/O from reclaim could deadlock.
@@ -355,238 +495,4 @@ pub fn scope<K: ScopeKind, R>(f: impl FnOnce() -> R) -> R {
 }
 
 #[cfg(CONFIG_RUST_MEMALLOC_KUNIT_TEST)]
-#[macros::kunit_tests(rust_kernel_memalloc)]
-mod tests {
-    use super::*;
-    use crate::alloc::flags::*;
-    use crate::prelude::*;
-    use core::{
-        future::Future,
-        pin::pin,
-        task::{Context, Poll, Waker},
-    };
-
-    /// A future that is pending when first polled and ready when polled again.
-    struct YieldOnce(bool);
-
-    impl Future for YieldOnce {
-        type Output = ();
-
-        fn poll(mut self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<()> {
-            if self.0 {
-                Poll::Ready(())
-            } else {
-                self.0 = true;
-                Poll::Pending
-            }
-        }
-    }
-
-    /// Polls `f` once with a waker that does nothing.
-    fn poll_once<F: Future>(f: Pin<&mut F>) -> Poll<F::Output> {
-        f.poll(&mut Context::from_waker(Waker::noop()))
-    }
-
-    #[test]
-    fn gfp_flag_values() {
-        assert!(GFP_KERNEL.contains(__GFP_FS | __GFP_IO | __GFP_DIRECT_RECLAIM));
-        assert!(GFP_NOFS == GFP_KERNEL & !__GFP_FS);
-        assert!(GFP_NOIO == GFP_KERNEL & !(__GFP_FS | __GFP_IO));
-        assert!(!GFP_NOWAIT.contains(__GFP_DIRECT_RECLAIM));
-        assert!(!GFP_ATOMIC.contains(__GFP_DIRECT_RECLAIM));
-        assert!(!(__GFP_NORETRY | __GFP_RETRY_MAYFAIL).contains(__GFP_FS));
-        assert!(__GFP_NORETRY != __GFP_RETRY_MAYFAIL);
-    }
-
-    #[test]
-    fn scope_sets_and_clears_task_flag() {
-        let before = (
-            is_active::<NoFs>(),
-            is_active::<NoIo>(),
-            is_active::<NoMovable>(),
-        );
-        let inside = {
-            memalloc_scope!(NoFs);
-            (
-                is_active::<NoFs>(),
-                is_active::<NoIo>(),
-                current_gfp_context(GFP_KERNEL),
-            )
-        };
-        let after = is_active::<NoFs>();
-        assert_eq!(before, (false, false, false));
-        assert!(inside.0 && !inside.1);
-        assert!(inside.2 == GFP_NOFS);
-        assert!(!after);
-    }
-
-    #[test]
-    fn gfp_context_in_each_scope() {
-        let nofs = scope::<NoFs, _>(|| current_gfp_context(GFP_KERNEL));
-        let noio = scope::<NoIo, _>(|| current_gfp_context(GFP_KERNEL));
-        let pin =
-            scope::<NoMovable, _>(|| (is_active::<NoMovable>(), current_gfp_context(GFP_KERNEL)));
-        let nowait = scope::<NoIo, _>(|| current_gfp_context(GFP_NOWAIT));
-        assert!(nofs == GFP_NOFS);
-        assert!(noio == GFP_NOIO);
-        assert!(pin.0 && pin.1 == GFP_KERNEL);
-        assert!(nowait == GFP_NOWAIT);
-        assert!(!is_active::<NoMovable>());
-    }
-
-    #[test]
-    fn nofs_inside_noio_keeps_outer() {
-        let (inner, outer_after) = scope::<NoIo, _>(|| {
-            let inner = scope::<NoFs, _>(|| current_gfp_context(GFP_KERNEL));
-            (
-                inner,
-                (
-                    is_active::<NoIo>(),
-                    is_active::<NoFs>(),
-                    current_gfp_context(GFP_KERNEL),
-                ),
-            )
-        });
-        assert!(inner == GFP_NOIO);
-        assert!(outer_after.0 && !outer_after.1);
-        assert!(outer_after.2 == GFP_NOIO);
-        assert!(!is_active::<NoIo>());
-    }
-
-    #[test]
-    fn noio_inside_nofs_keeps_outer() {
-        let (inner, outer_after) = {
-            memalloc_scope!(NoFs);
-            let inner = {
-                memalloc_scope!(NoIo);
-                current_gfp_context(GFP_KERNEL)
-            };
-            (
-                inner,
-                (
-                    is_active::<NoFs>(),
-                    is_active::<NoIo>(),
-                    current_gfp_context(GFP_KERNEL),
-                ),
-            )
-        };
-        assert!(inner == GFP_NOIO);
-        assert!(outer_after.0 && !outer_after.1);
-        assert!(outer_after.2 == GFP_NOFS);
-        assert!(!is_active::<NoFs>());
-    }
-
-    #[test]
-    fn scope_does_not_clear_flag_it_did_not_set() {
-        let (inner, still_active) = scope::<NoFs, _>(|| {
-            let inner = {
-                // The flag is already set: this scope must not clear it when it ends.
-                memalloc_scope!(NoFs);
-                is_active::<NoFs>()
-            };
-            (inner, is_active::<NoFs>())
-        });
-        assert!(inner);
-        assert!(still_active);
-        assert!(!is_active::<NoFs>());
-    }
-
-    #[test]
-    fn closure_restores_on_early_return() {
-        fn fails() -> Result<u32> {
-            scope::<NoFs, _>(|| {
-                if is_active::<NoFs>() {
-                    return Err(EAGAIN);
-                }
-                Ok(1)
-            })
-        }
-        let r = fails();
-        assert!(r == Err(EAGAIN));
-        assert!(!is_active::<NoFs>());
-    }
-
-    #[test]
-    fn allocation_inside_nofs_scope_under_mutex() -> Result {
-        // The shape of the btrfs bug: a GFP_KERNEL allocation, annotated with `might_alloc()`,
-        // under a lock that filesystem reclaim also takes. Inside the scope lockdep records no
-        // reclaim dependency (the clean boot checks that no report appears).
-        let m = KBox::pin_init(
-            crate::new_mutex!(0u32, "memalloc_kunit_fs_lock"),
-            GFP_KERNEL,
-        )?;
-        let b = {
-            memalloc_scope!(NoFs);
-            let _g = m.lock();
-            might_alloc(GFP_KERNEL);
-            KBox::new(7u64, GFP_KERNEL)?
-        };
-        assert_eq!(*b, 7);
-        Ok(())
-    }
-
-    #[test]
-    fn async_scope_stays_in_force_between_polls() {
-        let mut fut = pin!(async {
-            memalloc_scope!(NoFs);
-            YieldOnce(false).await;
-            current_gfp_context(GFP_KERNEL)
-        });
-        let first = poll_once(fut.as_mut());
-        // Documented: the pending future's scope is in force for the code that polled it.
-        let between = (is_active::<NoFs>(), current_gfp_context(GFP_KERNEL));
-        let second = poll_once(fut.as_mut());
-        let after = is_active::<NoFs>();
-        assert!(first.is_pending());
-        assert!(between.0 && between.1 == GFP_NOFS);
-        assert!(matches!(second, Poll::Ready(f) if f == GFP_NOFS));
-        assert!(!after);
-    }
-
-    #[test]
-    fn async_scope_polled_once_then_dropped_inside_another_scope() {
-        let (pending, inside, after_inner) = {
-            let (pending, inner) = {
-                let mut fut = pin!(async {
-                    memalloc_scope!(NoFs);
-                    YieldOnce(false).await;
-                });
-                let pending = poll_once(fut.as_mut()).is_pending();
-                // Entered after the future's scope: the flag is already set, so this one saves
-                // nothing.
-                (pending, Scope::<NoFs>::enter())
-                // Out of order: the future, and with it its scope (which set the flag), is
-                // dropped here, before `inner`.
-            };
-            // Documented: the flag is cleared although `inner` has not ended.
-            let inside = is_active::<NoFs>();
-            drop(inner);
-            (pending, inside, is_active::<NoFs>())
-        };
-        assert!(pending);
-        assert!(!inside);
-        assert!(!after_inner);
-    }
-
-    #[test]
-    fn forgotten_scope_leaves_flag_until_enclosing_scope_ends() {
-        // What a future holding a scope and never dropped amounts to.
-        let in_outer = scope::<NoFs, _>(|| {
-            core::mem::forget(Scope::<NoFs>::enter());
-            is_active::<NoFs>()
-        });
-        // The enclosing scope set the flag, so it clears it; the forgotten one set nothing.
-        let after_outer = is_active::<NoFs>();
-        let outermost = {
-            core::mem::forget(Scope::<NoFs>::enter());
-            // Documented: a forgotten outermost scope leaves the flag set on the task.
-            let left = (is_active::<NoFs>(), current_gfp_context(GFP_KERNEL));
-            // The only way out (for this test, inside the module): clear the flag explicitly.
-            restore::<NoFs>(NoFs::TASK_FLAG);
-            (left, is_active::<NoFs>())
-        };
-        assert!(in_outer && !after_outer);
-        assert!(outermost.0 .0 && outermost.0 .1 == GFP_NOFS);
-        assert!(!outermost.1);
-    }
-}
+mod tests;

@@ -9,9 +9,19 @@
 //! updates name the field with a closure (`|s| &s.reads`) and compile to the same single
 //! `this_cpu_*()` operation as C's; [`SharedPerCpu::iter`] gives `&T` for every CPU.
 
-use super::{possible_cpus, PerCpuInt, PossibleCpu, RawPerCpu};
-use crate::{alloc::Flags, error::Result};
-use core::{cell::UnsafeCell, mem::size_of};
+use super::{
+    num::{Borrowed, PerCpuNumRef},
+    possible_cpus, Num, PerCpuInt, PossibleCpu, RawPerCpu, //
+};
+use crate::{
+    alloc::Flags,
+    error::Result, //
+};
+use core::{
+    cell::UnsafeCell,
+    mem::size_of,
+    ptr::NonNull, //
+};
 use pin_init::Zeroable;
 
 /// An integer in per-CPU memory that its CPU updates and any CPU reads.
@@ -188,7 +198,7 @@ impl<T: PerCpuCells> SharedPerCpu<T> {
         // SAFETY: `cpu_ptr()` is `cpu`'s initialised copy (zero-filled, a valid `T`), live as long
         // as `self`. Every byte of it is in a cell, so a shared reference allows the concurrent
         // writes of its CPU.
-        unsafe { &*self.raw.cpu_ptr(cpu) }
+        unsafe { &*self.raw.cpu(cpu) }
     }
 
     /// Returns an iterator over every possible CPU and its copy.
@@ -226,15 +236,52 @@ impl<T: PerCpuCells> SharedPerCpu<T> {
         // By the safety requirements of `PerCpuCells` the same offset holds the same cell in
         // every CPU's copy: its per-CPU address is at that offset from the copies' per-CPU
         // address.
-        Some(self.raw.percpu_ptr().cast::<u8>().wrapping_add(off).cast())
+        Some(self.raw.percpu().cast::<u8>().wrapping_add(off).cast())
     }
 
-    /// Adds `v` to the current CPU's `field`.
+    /// Returns the cell `field` selects in every CPU's copy, with all the operations of
+    /// [`PerCpuNum`](super::PerCpuNum) ([`Num`]): `add`, `sub`, `inc`, `dec`, `this_cpu_read`,
+    /// `this_cpu_write`, `xchg`, `cmpxchg`, `add_return`, `get`, `sum`.
+    ///
+    /// Returns `None` if `field` does not return a cell of the `&T` it is given.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use kernel::{per_cpu_cells, percpu::{PerCpuCell, SharedPerCpu}};
+    ///
+    /// per_cpu_cells! {
+    ///     struct Stats {
+    ///         inflight: PerCpuCell<i32>,
+    ///     }
+    /// }
+    ///
+    /// let stats = SharedPerCpu::<Stats>::new(GFP_KERNEL)?;
+    /// let inflight = stats.cell(|s| &s.inflight).ok_or(EINVAL)?;
+    /// inflight.inc();
+    /// inflight.dec();
+    /// assert_eq!(inflight.add_return(2), 2);
+    /// assert_eq!(inflight.sum(), 2);
+    /// # Ok::<(), Error>(())
+    /// ```
+    #[inline(always)]
+    pub fn cell<N: PerCpuInt>(
+        &self,
+        field: impl FnOnce(&T) -> &PerCpuCell<N>,
+    ) -> Option<PerCpuNumRef<'_, N>> {
+        let p = NonNull::new(self.field(field)?)?;
+        // SAFETY: `p` is the per-CPU address of one cell per possible CPU in our live, zero-filled
+        // allocation, borrowed with `self`. Cells are written only with `this_cpu_*()` operations
+        // and read with volatile loads (`PerCpuCell` gives no other access).
+        Some(Num::from_storage(unsafe { Borrowed::new(p) }))
+    }
+
+    /// Adds `v` to the current CPU's `field` (see [`SharedPerCpu::cell`] for the other
+    /// operations).
     #[inline]
     pub fn add<N: PerCpuInt>(&self, field: impl FnOnce(&T) -> &PerCpuCell<N>, v: N) {
-        if let Some(p) = self.field(field) {
-            // SAFETY: `p` is the per-CPU address of a cell of our live allocation.
-            unsafe { N::this_cpu_add(p, v) }
+        if let Some(c) = self.cell(field) {
+            c.add(v);
         }
     }
 
@@ -250,12 +297,17 @@ impl<T: PerCpuCells> SharedPerCpu<T> {
         self.add(field, N::ONE)
     }
 
+    /// Subtracts one from the current CPU's `field`.
+    #[inline]
+    pub fn dec<N: PerCpuInt>(&self, field: impl FnOnce(&T) -> &PerCpuCell<N>) {
+        self.sub(field, N::ONE)
+    }
+
     /// Sets the current CPU's `field` to `v`.
     #[inline]
     pub fn this_cpu_write<N: PerCpuInt>(&self, field: impl FnOnce(&T) -> &PerCpuCell<N>, v: N) {
-        if let Some(p) = self.field(field) {
-            // SAFETY: `p` is the per-CPU address of a cell of our live allocation.
-            unsafe { N::this_cpu_write(p, v) }
+        if let Some(c) = self.cell(field) {
+            c.this_cpu_write(v);
         }
     }
 
@@ -273,8 +325,8 @@ mod tests {
     use crate::{
         alloc::flags::GFP_KERNEL,
         error::Result,
+        cpu::online_cpus,
         irq_work,
-        percpu::online_cpus,
         prelude::*,
         sync::{
             atomic::{ordering, Atomic},

@@ -17,24 +17,27 @@
 //! the workqueue. The generic [`DeferredPerCpuNum<T>`] only holds a reference to it and
 //! gives the published memory its type.
 
-use super::{PerCpuInt, PerCpuNum, RawPerCpu, MAX_ALIGN, MAX_SIZE};
+use super::{
+    num::{Borrowed, PerCpuNumRef},
+    raw::{alloc_bytes, free_bytes},
+    Num, PerCpuInt, MAX_ALIGN, MAX_SIZE, //
+};
 use crate::{
-    alloc::{flags::GFP_KERNEL, memalloc::might_alloc, Flags},
+    alloc::{flags::GFP_KERNEL, Flags},
     bindings,
     error::{code::*, Result},
     ffi::c_void,
     prelude::*,
     sync::{
         atomic::{ordering, Atomic},
-        Arc, ArcBorrow, SetOnce,
+        Arc, ArcBorrow, SetOnce, //
     },
-    workqueue::{self, impl_has_work, Work, WorkItem},
+    workqueue::{self, impl_has_work, Work, WorkItem}, //
 };
 use core::{
     marker::PhantomData,
-    mem::{align_of, size_of, ManuallyDrop},
-    ops::Deref,
-    ptr::NonNull,
+    mem::{align_of, size_of},
+    ptr::NonNull, //
 };
 
 /// Lockdep name of the allocation work; its key is the one `static_lock_class!()` in
@@ -45,7 +48,7 @@ static WORK_NAME: &CStr = crate::c_str!("DeferredPerCpuNum::work");
 ///
 /// # Invariants
 ///
-/// `0` was returned by `__alloc_percpu_gfp()` and is freed only by `Drop`.
+/// `0` was returned by [`alloc_bytes`] and is freed only by `Drop`.
 struct RawBytes(NonNull<c_void>);
 
 // SAFETY: A per-CPU allocation has no thread affinity and may be freed from any thread.
@@ -56,28 +59,19 @@ unsafe impl Sync for RawBytes {}
 
 impl RawBytes {
     /// Allocates `size` zeroed bytes aligned to `align` for every possible CPU.
-    ///
-    /// `size` must be in `1..=MAX_SIZE` and `align` a power of two no larger than `MAX_ALIGN`
-    /// (checked by [`Core::try_new`]).
     #[inline(never)]
     fn alloc(size: usize, align: usize, flags: Flags) -> Result<Self> {
-        if size == 0 || size > MAX_SIZE || !align.is_power_of_two() || align > MAX_ALIGN {
-            return Err(EINVAL);
-        }
-        might_alloc(flags);
-        // SAFETY: `size` and `align` are valid for the per-CPU allocator (checked above).
-        let ptr = unsafe { bindings::__alloc_percpu_gfp(size, align, flags.as_raw()) };
-        // INVARIANT: A non-null `ptr` is a per-CPU allocation, owned by the returned object.
-        Ok(Self(NonNull::new(ptr).ok_or(ENOMEM)?))
+        // INVARIANT: The allocation is owned by the returned object.
+        Ok(Self(alloc_bytes(size, align, flags)?))
     }
 }
 
 impl Drop for RawBytes {
     #[inline(never)]
     fn drop(&mut self) {
-        // SAFETY: By the type invariants, the pointer came from `__alloc_percpu_gfp()` and is
-        // freed only here.
-        unsafe { bindings::free_percpu(self.0.as_ptr()) };
+        // SAFETY: By the type invariants, the pointer came from `alloc_bytes()` and is freed only
+        // here.
+        unsafe { free_bytes(self.0) };
     }
 }
 
@@ -110,7 +104,7 @@ impl_has_work! {
 impl Core {
     /// Allocates the shared part for values of `size` bytes aligned to `align`.
     #[inline(never)]
-    fn try_new(size: usize, align: usize) -> Result<Arc<Self>> {
+    fn try_new(size: usize, align: usize, flags: Flags) -> Result<Arc<Self>> {
         if size == 0 || size > MAX_SIZE || !align.is_power_of_two() || align > MAX_ALIGN {
             return Err(EINVAL);
         }
@@ -125,7 +119,7 @@ impl Core {
                 _live: test_hooks::Live::new(),
                 work <- Work::new(WORK_NAME, crate::static_lock_class!()),
             }),
-            GFP_KERNEL,
+            flags,
         )
     }
 
@@ -192,7 +186,7 @@ impl WorkItem for Core {
 /// ```
 /// use kernel::percpu::DeferredPerCpuNum;
 ///
-/// let stats = KBox::pin_init(DeferredPerCpuNum::<u64>::new(), GFP_KERNEL)?;
+/// let stats = DeferredPerCpuNum::<u64>::new(GFP_KERNEL)?;
 /// // In atomic context: counted only once the worker has allocated.
 /// let counted = stats.add(512);
 /// // In process context, the allocation can also be made directly.
@@ -201,7 +195,6 @@ impl WorkItem for Core {
 /// assert_eq!(stats.sum() + if counted { 0 } else { 512 }, 1024);
 /// # Ok::<(), Error>(())
 /// ```
-#[pin_data]
 pub struct DeferredPerCpuNum<T: PerCpuInt> {
     core: Arc<Core>,
     _type: PhantomData<T>,
@@ -210,10 +203,13 @@ pub struct DeferredPerCpuNum<T: PerCpuInt> {
 impl<T: PerCpuInt> DeferredPerCpuNum<T> {
     /// Creates an empty value: no per-CPU memory is allocated yet.
     ///
-    /// Allocates the small shared part with `GFP_KERNEL`, so call it in process context.
-    pub fn new() -> impl PinInit<Self, Error> {
-        try_pin_init!(Self {
-            core: Core::try_new(size_of::<T>(), align_of::<T>())?,
+    /// Allocates the small shared part (with its work item) with `flags`; the per-CPU memory is
+    /// allocated later, with `GFP_KERNEL`, by the worker or by [`populate`](Self::populate).
+    /// Returns [`EINVAL`] if `T` is zero-sized and [`ENOMEM`] if the allocation fails; nothing is
+    /// left allocated then.
+    pub fn new(flags: Flags) -> Result<Self> {
+        Ok(Self {
+            core: Core::try_new(size_of::<T>(), align_of::<T>(), flags)?,
             _type: PhantomData,
         })
     }
@@ -222,22 +218,22 @@ impl<T: PerCpuInt> DeferredPerCpuNum<T> {
     #[inline]
     pub fn get(&self) -> Option<PerCpuNumRef<'_, T>> {
         let ptr = self.core.published()?;
-        // INVARIANT: By the type invariants of `Core`, a published allocation has the size and
-        // alignment of `T` (`Core` was created for `T` in `new()`), was zeroed by the allocator,
-        // and is freed only when `Core` is dropped, after the borrow of `self` ends. The
-        // `PerCpuNum` is never dropped, so it does not free it.
-        Some(PerCpuNumRef {
-            num: ManuallyDrop::new(PerCpuNum {
-                raw: RawPerCpu { ptr: ptr.cast() },
-            }),
-            _core: PhantomData,
-        })
+        // SAFETY: By the type invariants of `Core`, a published allocation has the size and
+        // alignment of `T` (`Core` was created for `T` in `new()`), was zeroed by the allocator
+        // (zero is a valid integer), and is freed only when `Core` is dropped, after the borrow
+        // of `self` ends. Only `Num`'s per-CPU operations access it.
+        Some(Num::from_storage(unsafe { Borrowed::new(ptr.cast()) }))
     }
 
     /// Allocates and publishes the per-CPU integers now, unless that has already happened.
     ///
     /// Returns whether this call published them; when several callers race, exactly one does
     /// and the others free what they allocated. Honours the task's memory allocation scopes.
+    ///
+    /// This is also the way to wait for the allocation: once it returns `Ok`, [`get`](Self::get)
+    /// returns the integers, whether this call or the worker published them. On failure
+    /// ([`ENOMEM`]) nothing changes and the value stays usable: updates keep being counted as
+    /// missed and queue the worker again.
     pub fn populate(&self, flags: Flags) -> Result<bool> {
         self.core.populate(flags)
     }
@@ -265,25 +261,6 @@ impl<T: PerCpuInt> DeferredPerCpuNum<T> {
     /// Returns the sum over all CPUs, or zero before the allocation was published.
     pub fn sum(&self) -> T {
         self.get().map_or_else(T::default, |n| n.sum())
-    }
-}
-
-/// The [`PerCpuNum<T>`] of a [`DeferredPerCpuNum<T>`], which owns the memory.
-///
-/// # Invariants
-///
-/// `num` is never dropped; its allocation lives at least for `'a`.
-pub struct PerCpuNumRef<'a, T: PerCpuInt> {
-    num: ManuallyDrop<PerCpuNum<T>>,
-    _core: PhantomData<&'a Core>,
-}
-
-impl<T: PerCpuInt> Deref for PerCpuNumRef<'_, T> {
-    type Target = PerCpuNum<T>;
-
-    #[inline]
-    fn deref(&self) -> &PerCpuNum<T> {
-        &self.num
     }
 }
 
@@ -374,5 +351,73 @@ mod test_hooks {
             }
             RELEASED.add(1u64, ordering::Relaxed);
         }
+    }
+}
+
+#[cfg(CONFIG_RUST_PERCPU_KUNIT_TEST)]
+#[macros::kunit_tests(rust_kernel_percpu_deferred)]
+mod tests {
+    use super::*;
+    use crate::{
+        alloc::flags::GFP_NOWAIT,
+        sync::new_spinlock,
+        time::{delay::fsleep, Delta}, //
+    };
+
+    #[test]
+    fn publishes_once_under_racing_users() -> Result {
+        let d = DeferredPerCpuNum::<u64>::new(GFP_KERNEL)?;
+        let winners = Atomic::new(0i32);
+        let errors = Atomic::new(0i32);
+        // Every CPU races to publish, from interrupt context, so with GFP_NOWAIT.
+        crate::irq_work::run_on_each_cpu(&|| match d.populate(GFP_NOWAIT) {
+            Ok(true) => {
+                winners.add(1, ordering::Relaxed);
+            }
+            Ok(false) => {}
+            Err(_) => {
+                errors.add(1, ordering::Relaxed);
+            }
+        })?;
+        let again = d.populate(GFP_KERNEL)?;
+        let published = d.get().is_some();
+        assert_eq!(errors.load(ordering::Relaxed), 0);
+        assert_eq!(winners.load(ordering::Relaxed), 1);
+        assert!(!again && published);
+        Ok(())
+    }
+
+    #[test]
+    fn allocates_from_worker() -> Result {
+        let d = DeferredPerCpuNum::<u64>::new(GFP_KERNEL)?;
+        let first = {
+            let lock = KBox::pin_init(new_spinlock!((), "kunit_percpu_submit"), GFP_KERNEL)?;
+            // An atomic "submission path": must not allocate, so it queues the work.
+            let _g = lock.lock();
+            d.add(1)
+        };
+        let mut waited = 0;
+        // Polling is what a test does; code that may sleep calls `populate()` instead.
+        while d.get().is_none() && waited < 200 {
+            fsleep(Delta::from_millis(10));
+            waited += 1;
+        }
+        let counted = d.add(1);
+        assert!(!first);
+        assert!(counted);
+        assert_eq!(d.missed(), 1);
+        assert_eq!(d.sum(), 1);
+        Ok(())
+    }
+
+    #[test]
+    fn dropped_while_pending() -> Result {
+        for _ in 0..16 {
+            let d = DeferredPerCpuNum::<u32>::new(GFP_KERNEL)?;
+            let _ = d.add(1);
+            // The queued work holds its own reference; the value is freed after it runs.
+            drop(d);
+        }
+        Ok(())
     }
 }

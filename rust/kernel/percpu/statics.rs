@@ -32,8 +32,12 @@
 //! placed there, one whose copies could not simply be duplicated byte for byte (`Copy`) or that
 //! may not move between tasks (`Send`), does not compile.
 
-use super::{possible_cpus, LocalGuard, PerCpuInt, PossibleCpu, PreemptGuard, Slot};
-use crate::bindings;
+use super::{
+    dynamic::Busy,
+    slot::Slot,
+    LocalGuard, Num, PerCpuInt, PerCpuStorage, //
+};
+use crate::preempt::PreemptGuard;
 use core::cell::UnsafeCell;
 
 /// Defines a static per-CPU variable.
@@ -131,29 +135,65 @@ unsafe impl<T> Sync for StaticPerCpuNumTemplate<T> {}
 /// [`StaticPerCpuNum`].
 #[doc(hidden)]
 #[repr(transparent)]
-pub struct StaticPerCpuTemplate<T>(Slot<T>);
+pub struct StaticPerCpuTemplate<T>(Slot<Busy, T>);
 
 // SAFETY: As for `StaticPerCpuNumTemplate`.
 unsafe impl<T> Sync for StaticPerCpuTemplate<T> {}
 
-/// An integer per possible CPU in a static per-CPU variable, defined with
-/// [`define_per_cpu!`](crate::define_per_cpu).
-///
-/// The operations are those of [`PerCpuNum`](super::PerCpuNum): updates are one `this_cpu_*()`
-/// operation (one instruction on x86 with a `%gs:` operand), safe in any context; reads of other
-/// CPUs' values are racy snapshots that may tear for 64-bit integers on 32-bit architectures.
+/// The storage of a static per-CPU variable: the address of its template.
 ///
 /// # Invariants
 ///
-/// `percpu` is the address of a static in the per-CPU section: the per-CPU address of one `T` per
-/// possible CPU.
-pub struct StaticPerCpuNum<T: PerCpuInt> {
+/// `percpu` is the address of a static in the per-CPU section, defined by
+/// [`define_per_cpu!`](crate::define_per_cpu): the per-CPU address of one `T` per possible CPU,
+/// each a copy of the initial value, live for as long as the code that defines it.
+pub struct StaticStorage<T> {
     percpu: *mut T,
 }
 
-// SAFETY: All accesses through `&self` are `this_cpu_*()` operations, atomic with respect to the
-// current CPU, or volatile reads of other CPUs' values.
-unsafe impl<T: PerCpuInt> Sync for StaticPerCpuNum<T> {}
+// SAFETY: `&StaticStorage` only gives out the per-CPU address; the types that hold one decide how
+// the values are accessed.
+unsafe impl<T> Sync for StaticStorage<T> {}
+
+impl<T> StaticStorage<T> {
+    /// Returns the storage whose template is at `template`.
+    ///
+    /// # Safety
+    ///
+    /// `template` is the address of a static in the per-CPU section, defined as
+    /// [`define_per_cpu!`](crate::define_per_cpu) does, whose copies are `T`s.
+    const unsafe fn new(template: *mut T) -> Self {
+        // INVARIANT: The caller guarantees it.
+        Self { percpu: template }
+    }
+
+    /// Returns the per-CPU address of the values.
+    #[inline(always)]
+    fn percpu(&self) -> *mut T {
+        self.percpu
+    }
+}
+
+// SAFETY: By the type invariants `percpu` is the per-CPU address of one initialised `T` per
+// possible CPU (a copy of the initial value), live for as long as the code that can name the
+// static. `StaticStorage` creates no references to the values.
+unsafe impl<T> PerCpuStorage for StaticStorage<T> {
+    type Item = T;
+
+    #[inline(always)]
+    fn percpu_ptr(&self) -> *mut T {
+        self.percpu()
+    }
+}
+
+/// An integer per possible CPU in a static per-CPU variable, defined with
+/// [`define_per_cpu!`](crate::define_per_cpu).
+///
+/// The operations are those of [`PerCpuNum`](super::PerCpuNum) ([`Num`]): updates are one
+/// `this_cpu_*()` operation (one instruction on x86 with a `%gs:` operand), safe in any context;
+/// reads of other CPUs' values are racy snapshots that may tear for 64-bit integers on 32-bit
+/// architectures.
+pub type StaticPerCpuNum<T> = Num<StaticStorage<T>>;
 
 impl<T: PerCpuInt> private::Sealed for StaticPerCpuNum<T> {}
 
@@ -183,28 +223,10 @@ impl<T: PerCpuInt> StaticPerCpuNum<T> {
     /// defines it.
     #[doc(hidden)]
     pub const unsafe fn from_template(template: *const StaticPerCpuNumTemplate<T>) -> Self {
-        // INVARIANT: `StaticPerCpuNumTemplate` and `UnsafeCell` are transparent: `template` is
-        // the per-CPU address of the `T`s, as the caller guarantees.
-        Self {
-            percpu: template.cast_mut().cast(),
-        }
+        // SAFETY: `StaticPerCpuNumTemplate` and `UnsafeCell` are transparent: `template` is the
+        // per-CPU address of the `T`s, as the caller guarantees.
+        Num::from_storage(unsafe { StaticStorage::new(template.cast_mut().cast()) })
     }
-
-    /// Returns the per-CPU address of the values (type invariants).
-    #[inline(always)]
-    fn percpu_ptr(&self) -> *mut T {
-        self.percpu
-    }
-
-    /// Returns the address of `cpu`'s value.
-    #[inline(always)]
-    fn cpu_ptr(&self, cpu: PossibleCpu) -> *mut T {
-        // SAFETY: By the type invariants `percpu` is a per-CPU address, and `cpu` is a possible
-        // CPU, for which `per_cpu_ptr()` is defined.
-        unsafe { bindings::per_cpu_ptr(self.percpu_ptr().cast(), cpu.as_u32()) }.cast()
-    }
-
-    per_cpu_num_ops!();
 }
 
 /// A `T` per possible CPU in a static per-CPU variable, defined with
@@ -216,12 +238,8 @@ impl<T: PerCpuInt> StaticPerCpuNum<T> {
 /// (the kernel duplicates the initial value byte for byte, and never drops the copies) and `Send`
 /// (each copy is used by whichever task runs on its CPU).
 ///
-/// # Invariants
-///
-/// `percpu` is the address of a static in the per-CPU section: the per-CPU address of one slot per
-/// possible CPU, each a copy of the initial value.
 pub struct StaticPerCpu<T: Copy + Send> {
-    percpu: *const Slot<T>,
+    storage: StaticStorage<Slot<Busy, T>>,
 }
 
 // SAFETY: `&StaticPerCpu<T>` gives `&mut T` only to the holder of a CPU's `busy` flag, on that
@@ -248,11 +266,11 @@ impl<T: Copy + Send> StaticPerCpu<T> {
         // warning): a larger alignment would give misaligned copies.
         const {
             assert!(
-                core::mem::align_of::<Slot<T>>() <= crate::page::PAGE_SIZE,
+                core::mem::align_of::<Slot<Busy, T>>() <= crate::page::PAGE_SIZE,
                 "a static per-CPU value must not be aligned to more than PAGE_SIZE"
             )
         };
-        StaticPerCpuTemplate(Slot::new(v))
+        StaticPerCpuTemplate(Slot::new(Busy::new(), v))
     }
 
     /// Returns the variable whose template is at `template`.
@@ -264,10 +282,10 @@ impl<T: Copy + Send> StaticPerCpu<T> {
     /// defines it.
     #[doc(hidden)]
     pub const unsafe fn from_template(template: *const StaticPerCpuTemplate<T>) -> Self {
-        // INVARIANT: `StaticPerCpuTemplate` is transparent: `template` is the per-CPU address of
-        // the slots, as the caller guarantees.
         Self {
-            percpu: template.cast(),
+            // SAFETY: `StaticPerCpuTemplate` is transparent: `template` is the per-CPU address of
+            // the slots, as the caller guarantees.
+            storage: unsafe { StaticStorage::new(template.cast_mut().cast()) },
         }
     }
 
@@ -278,11 +296,7 @@ impl<T: Copy + Send> StaticPerCpu<T> {
     #[inline]
     pub fn local(&'static self) -> Option<LocalGuard<'static, T>> {
         let preempt = PreemptGuard::new();
-        let percpu = self.percpu;
-        let slot: *const Slot<T> =
-            // SAFETY: By the type invariants `percpu` is a per-CPU address; preemption is
-            // disabled, as `this_cpu_ptr()` requires.
-            unsafe { bindings::this_cpu_ptr(percpu.cast_mut().cast()) }.cast();
+        let slot = self.storage.this_cpu_ptr(&preempt);
         // SAFETY: `slot` is the current CPU's copy, which lives as long as the static (for a
         // module, until it is unloaded, after which none of its code runs); every copy starts as
         // the initial value, and its value is accessed only under its `busy` flag.
@@ -296,8 +310,8 @@ mod tests {
     use super::*;
     use crate::{
         error::{code::*, Result},
-        irq_work,
-        percpu::online_cpus,
+        cpu::{online_cpus, possible_cpus, PossibleCpu},
+        irq_work, //
     };
 
     define_per_cpu!(
