@@ -19,8 +19,7 @@ use crate::{
 };
 use core::{
     cell::UnsafeCell,
-    mem::size_of,
-    ptr::NonNull, //
+    mem::size_of, //
 };
 use pin_init::Zeroable;
 
@@ -269,7 +268,7 @@ impl<T: PerCpuCells> SharedPerCpu<T> {
         &self,
         field: impl FnOnce(&T) -> &PerCpuCell<N>,
     ) -> Option<PerCpuNumRef<'_, N>> {
-        let p = NonNull::new(self.field(field)?)?;
+        let p = self.field(field)?;
         // SAFETY: `p` is the per-CPU address of one cell per possible CPU in our live, zero-filled
         // allocation, borrowed with `self`. Cells are written only with `this_cpu_*()` operations
         // and read with volatile loads (`PerCpuCell` gives no other access).

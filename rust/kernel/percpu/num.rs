@@ -14,7 +14,7 @@
 
 use super::{possible_cpus, PerCpuStorage, RawPerCpu};
 use crate::{alloc::Flags, bindings, cpu::PossibleCpu, error::Result};
-use core::{marker::PhantomData, ptr::NonNull};
+use core::marker::PhantomData;
 use pin_init::Zeroable;
 
 mod private {
@@ -359,7 +359,7 @@ impl<T: PerCpuInt> Num<RawPerCpu<T>> {
 /// `ptr` is the per-CPU address of one initialised `T` per possible CPU, live for `'a`, whose
 /// values are accessed only with `this_cpu_*()` operations and volatile reads and writes.
 pub struct Borrowed<'a, T> {
-    ptr: NonNull<T>,
+    ptr: *mut T,
     _p: PhantomData<&'a T>,
 }
 
@@ -378,7 +378,7 @@ impl<T: PerCpuInt> Borrowed<'_, T> {
     /// values are accessed only with `this_cpu_*()` operations and volatile reads and writes for
     /// `'a`.
     #[inline(always)]
-    pub(crate) unsafe fn new(ptr: NonNull<T>) -> Self {
+    pub(crate) unsafe fn new(ptr: *mut T) -> Self {
         // INVARIANT: The caller guarantees it.
         Self {
             ptr,
@@ -394,7 +394,7 @@ unsafe impl<T: PerCpuInt> PerCpuStorage for Borrowed<'_, T> {
 
     #[inline(always)]
     fn percpu_ptr(&self) -> *mut T {
-        self.ptr.as_ptr()
+        self.ptr
     }
 }
 
