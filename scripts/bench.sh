@@ -8,20 +8,12 @@
 # in instructions per operation, plus a disassembly table of the same functions. Results go to
 # results/bench/ (bench.txt, bench.json, disasm.txt, one directory per boot).
 #   scripts/bench.sh            build (unless NOBUILD=1), boot (unless NOBOOT=1), print the tables
-#   scripts/bench.sh cases      the same, then one "NAME pass|fail detail" line per row
+#   scripts/bench.sh cases      the same, then each row a case of a KTAP document (results/ktap/)
 #   BENCH_CPUS="2 4 8"          boots: the first runs every operation, the others the operations
 #                               that visit every CPU (the sum-scaling rows)
 #   BENCH_ITERS=20000 BENCH_REPS=7
-# Sourcing this file defines bench_cases (for make check) and nothing else.
 
 BENCH_SH=$(readlink -f "${BASH_SOURCE[0]}")
-
-# bench_cases: run the benchmark and print one "NAME pass|fail detail" line per table row.
-# Always returns 0; a missing result is a failing line.
-bench_cases() {
-	(unset B VARIANT; VARIANT=prod "$BENCH_SH" cases) || echo "bench_run fail scripts/bench.sh exited $?"
-	return 0
-}
 
 # Row specification: id, label, C op, Rust op, budget ("-": for information only), reason.
 # The budget is 1.05 where Rust does what C does; a larger one names what Rust adds by design.
@@ -370,7 +362,14 @@ bench_main() {
 		say "bench boots: $(( $(date +%s) - start ))s" >&2
 	fi
 	bench_disasm
-	bench_report "$cases"
+	if [ "$cases" = 1 ]; then
+		# Each row a case of the KTAP document of the bench (ktap_begin in lib.sh).
+		ktap_begin bench
+		bench_report 1 | while read -r c st detail; do case_result bench "$c" "$st" "$detail"; done
+		ktap_end
+	else
+		bench_report 0
+	fi
 }
 
 if [ "${BASH_SOURCE[0]}" = "$0" ]; then

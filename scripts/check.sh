@@ -31,87 +31,91 @@ done
 [ -n "${NOBUILD:-}" ] || "$TOP/scripts/setup.sh"
 mkdir -p "$ART"
 
-pass=0 fail=0 skip=0 CONFIG=x86_64
-rows=()
-declare -A cpass cfail cskip ctime
-record() { # suite case pass|fail|skip [detail], in configuration $CONFIG
-	rows+=("$(printf '%-13s %-28s %-44s %s %s' "$CONFIG" "$1" "$2" "$3" "${4:-}")")
-	case $3 in
-	pass) pass=$((pass + 1)) cpass[$CONFIG]=$((${cpass[$CONFIG]:-0} + 1)) ;;
-	skip) skip=$((skip + 1)) cskip[$CONFIG]=$((${cskip[$CONFIG]:-0} + 1)) ;;
-	*) fail=$((fail + 1)) cfail[$CONFIG]=$((${cfail[$CONFIG]:-0} + 1)) ;;
-	esac
-}
+declare -A ctime expect
 started=$(date +%s)
-config_done() { ctime[$CONFIG]=$(( $(date +%s) - started )); started=$(date +%s); }
+config_begin() { # CONFIG STEPS...: the KTAP documents the configuration must leave
+	export CONFIG=$1
+	shift
+	expect[$CONFIG]="$*"
+	rm -rf "$ART/ktap/$CONFIG"
+	mkdir -p "$ART/ktap/$CONFIG"
+	started=$(date +%s)
+}
+config_done() { ctime[$CONFIG]=$(( $(date +%s) - started )); }
+x86_boots=${BOOTS:-clean detect-1 detect-2 detect-3 detect-4 detect-5 detect-6 detect-rnull}
+cross_boots=${BOOTS:-clean detect-1 detect-2 detect-3 detect-4 detect-5 detect-6}
 
 if in_matrix x86_64; then
-	CONFIG=x86_64
-	[ -n "${NOBUILD:-}" ] || "$TOP/scripts/build.sh"
-	[ -f "$B/arch/x86/boot/bzImage" ] || die "no kernel in $B"
-	"$TOP/scripts/disasm-check.sh" >"$ART/disasm.txt" 2>&1 || true
-	cat "$ART/disasm.txt"
-	n=0
-	while read -r _ c st detail; do
-		record disasm "$c" "$st" "$detail"; n=$((n + 1))
-	done < <(grep -E '^case [a-z0-9_]+ (pass|fail)' "$ART/disasm.txt")
-	[ "$n" -ge 8 ] || record disasm cases fail "$n cases ran, see results/disasm.txt"
-
-	# Compile-fail cases: each "does not compile" claim, and a control that must build.
-	"$TOP/scripts/compile-fail.sh" >"$ART/compile-fail.txt" 2>&1 || true
-	n=0
-	while read -r c st detail; do
-		record compile_fail "$c" "$st" "$detail"; n=$((n + 1))
-	done < <(grep -E '^cf_[a-z0-9_]+ (pass|fail)' "$ART/compile-fail.txt")
-	want=$(find "$TOP/scripts/compile-fail" -name 'cf_*.rs' | wc -l)
-	[ "$n" = "$want" ] || record compile_fail cases fail "$n of $want cases ran, see $ART/compile-fail.txt"
-
-	for boot in ${BOOTS:-clean detect-1 detect-2 detect-3 detect-4 detect-5 detect-6 detect-rnull}; do
-		[ -n "${NOBOOT:-}" ] || vm "$boot"
-		dir=$ART/$boot
-		verdict "$boot" "$dir"
-	done
+	config_begin x86_64 build disasm compile-fail $x86_boots
+	ktap_begin build 1
+	if [ -z "${NOBUILD:-}" ] && ! "$TOP/scripts/build.sh"; then
+		case_result build x86_64 fail "see $B/build.log"
+	elif [ -f "$B/arch/x86/boot/bzImage" ]; then
+		case_result build x86_64 pass
+	else
+		case_result build x86_64 fail "no kernel in $B"
+	fi
+	ktap_end
+	if [ -f "$B/arch/x86/boot/bzImage" ]; then
+		"$TOP/scripts/disasm-check.sh" >"$ART/disasm.txt" 2>&1 || true
+		cat "$ART/disasm.txt"
+		# Compile-fail cases: each "does not compile" claim, and a control that must build.
+		"$TOP/scripts/compile-fail.sh" >"$ART/compile-fail.txt" 2>&1 || true
+		for boot in $x86_boots; do
+			[ -n "${NOBOOT:-}" ] || vm "$boot"
+			verdict "$boot" "$ART/$boot"
+		done
+	fi
 	config_done
 fi
 
 # Rust against C by instruction count on the production kernel (scripts/bench.sh).
 if in_matrix prod; then
-	CONFIG=prod
-	. "$TOP/scripts/bench.sh"
-	n=0
-	while read -r c st detail; do
-		record bench "$c" "$st" "$detail"; n=$((n + 1))
-	done < <(bench_cases)
-	[ "$n" -gt 0 ] || record bench rows fail "no benchmark row, see $ART/bench"
+	config_begin prod bench
+	(unset B VARIANT; VARIANT=prod "$TOP/scripts/bench.sh" cases) || true
 	config_done
 fi
 
 # The debug kernel on the other architectures (scripts/check-cross.sh).
 for a in arm64-rt riscv64-kasan riscv64-up; do
 	in_matrix $a || continue
-	CONFIG=$a
+	config_begin $a build disasm $cross_boots
 	say "$a: build, disassembly, boots (log: $ART/$a.log)"
-	n=0
-	while read -r _ suite c st detail; do
-		record "$suite" "$c" "$st" "$detail"; n=$((n + 1))
-	done < <(B= VARIANT=$a "$TOP/scripts/check-cross.sh" 2> >(tee "$ART/$a.log" >&2) |
-		grep -E '^row ')
-	[ "$n" -gt 0 ] || record "$a" cases fail "no case ran, see $ART/$a.log"
+	B= VARIANT=$a "$TOP/scripts/check-cross.sh" >"$ART/$a.log" 2>&1 || true
 	config_done
 done
 
 # The upstream gates (make lint), each a case.
 if in_matrix lint; then
-	CONFIG=lint
+	config_begin lint lint
 	say "lint gates (rustfmt, WERROR, clippy, rustdoc, checkpatch, git am of the series)"
 	NOBUILD=1 "$TOP/scripts/lint.sh" >"$ART/lint.txt" 2>&1 || true
-	n=0
-	while read -r g st detail; do
-		record lint "$g" "$st" "$detail"; n=$((n + 1))
-	done < <(grep -E '^[a-z_]+ +(pass|fail)' "$ART/lint.txt")
-	[ "$n" -gt 0 ] || record lint gates fail "no gate ran, see $ART/lint.txt"
 	config_done
 fi
+
+# One loop over every KTAP document, each parsed by kunit.py: the table, the counts per
+# configuration and the closing line.
+pass=0 fail=0 skip=0
+rows=()
+declare -A cpass cfail cskip
+while IFS=$'\t' read -r c suite case st detail; do
+	rows+=("$(printf '%-13s %-28s %-44s %s %s' "$c" "$suite" "$case" "$st" "$detail")")
+	case $st in
+	pass) pass=$((pass + 1)) cpass[$c]=$((${cpass[$c]:-0} + 1)) ;;
+	skip) skip=$((skip + 1)) cskip[$c]=$((${cskip[$c]:-0} + 1)) ;;
+	*) fail=$((fail + 1)) cfail[$c]=$((${cfail[$c]:-0} + 1)) ;;
+	esac
+done < <(for c in $MATRIX; do
+	for step in ${expect[$c]}; do
+		doc=$ART/ktap/$c/$step.ktap
+		if [ -s "$doc" ]; then
+			python3 "$TOP/scripts/ktap.py" rows "$S/tools/testing/kunit/kunit.py" "$c" "$doc"
+		else
+			printf '%s\t%s\tktap_document\tfail\tthe step left no KTAP document (%s)\n' \
+				"$c" "$step" "$doc"
+		fi
+	done
+done)
 
 printf '\n%-13s %-28s %-44s %s\n' CONFIG SUITE CASE RESULT
 printf '%s\n' "${rows[@]}"

@@ -6,7 +6,7 @@
 # "// error here" when the case marks one; each file holds the use lines and
 # a `fn case() -> Result`, and the script wraps it in a module. cf_ok.rs is the control: it uses
 # the same APIs correctly and must build. Built as external modules against $B.
-# Prints one line per case: "NAME pass|fail [detail]".
+# One case each, in a KTAP document (ktap_begin in lib.sh).
 
 . "$(dirname "$0")/lib.sh"
 
@@ -15,6 +15,11 @@ work=$B/compile-fail
 rm -rf "$work"
 mkdir -p "$work"
 rc=0
+ktap_begin compile-fail "$(ls "$TOP"/scripts/compile-fail/*.rs | wc -l)"
+result() { # case pass|fail [detail]
+	case_result compile_fail "$1" "$2" "${3:-}"
+	[ "$2" = pass ] || rc=1
+}
 for src in "$TOP"/scripts/compile-fail/*.rs; do
 	name=$(basename "$src" .rs)
 	want=$(sed -n 's|^// expect: *||p' "$src" | head -1)
@@ -48,8 +53,8 @@ for src in "$TOP"/scripts/compile-fail/*.rs; do
 	echo "obj-m := $name.o" >"$dir/Kbuild"
 	if kmake M="$dir" modules >"$dir/log" 2>&1; then built=1; else built=0; fi
 	if [ "$want" = ok ]; then
-		if [ "$built" = 1 ]; then echo "$name pass"; else
-			echo "$name fail control did not build: $(grep -m1 -E '^error' "$dir/log")"; rc=1
+		if [ "$built" = 1 ]; then result "$name" pass; else
+			result "$name" fail "control did not build: $(grep -m1 -E '^error' "$dir/log")"
 		fi
 		continue
 	fi
@@ -59,17 +64,18 @@ for src in "$TOP"/scripts/compile-fail/*.rs; do
 	at=$(grep -A4 -E "$hdr" "$dir/log" | grep -oE -- "--> $name\.rs:[0-9]+" | cut -d: -f2 | sort -u |
 		paste -sd' ' || true)
 	if [ "$built" = 1 ]; then
-		echo "$name fail built, expected $want"; rc=1
+		result "$name" fail "built, expected $want"
 	elif ! grep -qE -- "$hdr" "$dir/log"; then
-		echo "$name fail expected '$want', got: $(grep -m1 -E '^error' "$dir/log")"; rc=1
+		result "$name" fail "expected '$want', got: $(grep -m1 -E '^error' "$dir/log")"
 	elif [ -n "$line" ] && ! [[ " $at " == *" $line "* ]]; then
-		echo "$name fail $want at line(s) '$at' of the case, expected line $line"; rc=1
+		result "$name" fail "$want at line(s) '$at' of the case, expected line $line"
 	elif [ -n "$line" ]; then
-		echo "$name pass ($want at line $line)"
+		result "$name" pass "($want at line $line)"
 	elif [[ $want == E[0-9]* ]] || grep -qF -- "error: $want" "$dir/log"; then
-		echo "$name pass"
+		result "$name" pass
 	else
-		echo "$name fail expected '$want', got: $(grep -m1 -E '^error' "$dir/log")"; rc=1
+		result "$name" fail "expected '$want', got: $(grep -m1 -E '^error' "$dir/log")"
 	fi
 done
+ktap_end
 exit $rc

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # SPDX-License-Identifier: GPL-2.0
-# Instruction-level checks, one "case NAME pass|fail" line each. On x86_64: per-CPU adds in a
+# Instruction-level checks, one case each (a KTAP document, see ktap_begin in lib.sh). On x86_64: per-CPU adds in a
 # module (dynamic, static, a field of a shared struct) compile to one `add %reg, %gs:(...)` and
 # no call; xchg/cmpxchg have no lock prefix; SpinLockIrqSave calls only C's irqsave pair. On
 # arm64 and riscv64 (VARIANT=arm64-rt|riscv64-kasan|riscv64-up): the same adds are no longer than C's
@@ -11,8 +11,9 @@
 obj=$B/samples/rust/rust_percpu_lockdep.o
 [ -f "$obj" ] || die "$obj not built"
 ok=1
-result() { # case pass|fail detail: one line per case, parsed by check.sh
-	echo "case $1 $2 $3"
+ktap_begin disasm
+result() { # case pass|fail detail
+	case_result disasm "$1" "$2" "$3"
 	[ "$2" = pass ] || ok=0
 }
 
@@ -179,6 +180,7 @@ if [ "$run" = 1 ] && [ "$inmod" = 0 ]; then
 else
 	result deferred_work_fn_in_kernel_crate fail "($run work functions in rust/kernel.o, $inmod deferred core symbols in the module)"
 fi
+ktap_end
 [ "$ok" = 1 ] || exit 1
 
 # For comparison: C's this_cpu_add() on a u64.

@@ -87,3 +87,22 @@ boot_result() {
 }
 kmake() { make -C "$S" O="$B" ARCH="$KARCH" LLVM=-19 "$@"; }
 kimage() { echo "$B/arch/$KARCH/boot/$KIMAGE"; }
+
+# Cases. Every step of make check (disassembly, compile-fail, each boot's verdict, the bench, the
+# lint gates) reports its cases with case_result between ktap_begin and ktap_end, which writes
+# them as one KTAP document, $ART/ktap/<configuration>/<step>.ktap (scripts/ktap.py). check.sh
+# parses every document with kunit.py; a step that stops early leaves no document, a failure.
+ktap_begin() { # STEP [PLAN: the number of cases the step must report]
+	KTAP_TSV=$ART/ktap/${CONFIG:-$VARIANT}/$1.tsv KTAP_PLAN=${2:-0}
+	mkdir -p "$(dirname "$KTAP_TSV")"
+	: >"$KTAP_TSV"
+}
+case_result() { # SUITE CASE pass|fail|skip [DETAIL]
+	printf '%s\t%s\t%s\t%s\n' "$1" "$2" "$3" "$(printf '%s' "${4:-}" | tr '\t\n' '  ')" \
+		>>"$KTAP_TSV"
+	printf '%-20s %-44s %s %s\n' "$1" "$2" "$3" "${4:-}"
+}
+ktap_end() {
+	python3 "$TOP/scripts/ktap.py" write "$KTAP_PLAN" <"$KTAP_TSV" >"${KTAP_TSV%.tsv}.ktap"
+	rm -f "$KTAP_TSV"
+}

@@ -21,12 +21,13 @@ else
 fi
 ours=$(python3 "$TOP/scripts/series.py" files | paste -sd'|')
 pass=0 fail=0
+ktap_begin lint
 gate() { # name pass|fail detail
-	printf '%-22s %s %s\n' "$1" "$2" "${3:-}"
+	case_result lint "$1" "$2" "${3:-}"
 	if [ "$2" = pass ]; then pass=$((pass + 1)); else fail=$((fail + 1)); fi
 }
 
-gate patch_series_git_am "$gate_series" "$(grep -o '[0-9]* patches' "$ART/patches.log")"
+gate patch_series_git_am "$gate_series" "$(grep -o '[0-9]* patches in [0-9]* topic series' "$ART/patches.log")"
 
 # rustfmt: the kernel's configuration, on our files.
 if kmake -s rustfmtcheck >"$L/rustfmt.txt" 2>&1; then
@@ -91,5 +92,6 @@ for p in "$TOP"/out/patches/*/0*.patch; do
 done
 [ "$bad" = 0 ] && gate checkpatch pass || gate checkpatch fail "$bad patches with errors/warnings, see $L/"
 
+ktap_end
 echo "$pass passed, $fail failed"
 [ "$fail" = 0 ]

@@ -1,6 +1,6 @@
 # SPDX-License-Identifier: GPL-2.0
 # The verdict of a test boot, shared by every configuration; sourced after lib.sh by check.sh
-# and check-cross.sh, which define record SUITE CASE pass|fail|skip [DETAIL].
+# and check-cross.sh, which define case_result SUITE CASE pass|fail|skip [DETAIL].
 
 # Must-detect scenarios: boot name, report strings (all must appear), lock class of the scenario.
 declare -A EXPECT=(
@@ -35,10 +35,16 @@ boot_ok() { # dir: did the guest script run to the end?
 	[ "$(cat "$1/rc" 2>/dev/null)" = 0 ] && [ -s "$1/dmesg" ]
 }
 
-verdict() { # BOOT DIR: the boot's cases, by record()
+verdict() { # BOOT DIR: the boot's cases, as a KTAP document named after the boot
+	ktap_begin "$1"
+	verdict_cases "$@"
+	ktap_end
+}
+
+verdict_cases() { # BOOT DIR
 	local boot=$1 dir=$2 n k s st c hits ok missing w want
 	if ! boot_ok "$dir"; then
-		record "$boot" boot fail "exit $(cat "$dir/rc"), see $dir/console"
+		case_result "$boot" boot fail "exit $(cat "$dir/rc"), see $dir/console"
 		return
 	fi
 	if [ "$boot" = clean ]; then
@@ -49,15 +55,15 @@ verdict() { # BOOT DIR: the boot's cases, by record()
 			python3 "$S/tools/testing/kunit/kunit.py" parse --json="$dir/ktap/$s.json" \
 				"$k" >"$dir/ktap/$s.parse" 2>&1 || true
 			if [ ! -s "$dir/ktap/$s.json" ]; then
-				record "$s" parse fail "kunit.py parse failed"
+				case_result "$s" parse fail "kunit.py parse failed"
 				continue
 			fi
 			while read -r st c; do
 				n=$((n + 1))
 				if [ "$st" = skip ] && ! [[ " $EXPECTED_SKIPS " == *" $s.$c "* ]]; then
-					record "$s" "$c" fail "unexpected SKIP"
+					case_result "$s" "$c" fail "unexpected SKIP"
 				else
-					record "$s" "$c" "$st"
+					case_result "$s" "$c" "$st"
 				fi
 			done < <(python3 - "$dir/ktap/$s.json" <<'PY'
 import json, sys
@@ -74,27 +80,27 @@ for st, name in walk(d):
 PY
 )
 		done
-		[ "$n" -gt 0 ] || record kunit "any test case" fail "no KUnit results"
-		while read -r c st; do record selftest "$c" "$st"; done <"$dir/cases"
+		[ "$n" -gt 0 ] || case_result kunit "any test case" fail "no KUnit results"
+		while read -r c st; do case_result selftest "$c" "$st"; done <"$dir/cases"
 		hits=$(grep -E "$BAD_RE" "$dir/dmesg" | head -3 || true)
 		if [ -n "$hits" ]; then
-			record lockdep clean_boot_no_reports fail "$(echo "$hits" | head -1)"
+			case_result lockdep clean_boot_no_reports fail "$(echo "$hits" | head -1)"
 		else
-			record lockdep clean_boot_no_reports pass
+			case_result lockdep clean_boot_no_reports pass
 		fi
 		if grep -Eq '^ *debug_locks: +1$' "$dir/lockdep_stats"; then
-			record lockdep clean_boot_debug_locks_1 pass
+			case_result lockdep clean_boot_debug_locks_1 pass
 		else
-			record lockdep clean_boot_debug_locks_1 fail "$(cat "$dir/lockdep_stats")"
+			case_result lockdep clean_boot_debug_locks_1 fail "$(cat "$dir/lockdep_stats")"
 		fi
 	elif rt_kernel && [ -n "${RT_SILENT[$boot]:-}" ]; then
 		hits=$(grep -E "$BAD_RE" "$dir/dmesg" | head -1 || true)
 		if [ "$(cat "$dir/insmod" 2>/dev/null)" != insmod=0 ]; then
-			record lockdep "${NAME[$boot]}_silent_on_rt" fail "(the scenario did not run: $(cat "$dir/insmod" 2>/dev/null))"
+			case_result lockdep "${NAME[$boot]}_silent_on_rt" fail "(the scenario did not run: $(cat "$dir/insmod" 2>/dev/null))"
 		elif [ -n "$hits" ]; then
-			record lockdep "${NAME[$boot]}_silent_on_rt" fail "$hits"
+			case_result lockdep "${NAME[$boot]}_silent_on_rt" fail "$hits"
 		else
-			record lockdep "${NAME[$boot]}_silent_on_rt" pass
+			case_result lockdep "${NAME[$boot]}_silent_on_rt" pass
 		fi
 	else
 		ok=pass missing=
@@ -102,16 +108,16 @@ PY
 		for w in "${want[@]}"; do
 			grep -q -- "$w" "$dir/dmesg" || { ok=fail; missing+="'$w' "; }
 		done
-		record lockdep "${NAME[$boot]}" $ok "${missing:+missing $missing}"
+		case_result lockdep "${NAME[$boot]}" $ok "${missing:+missing $missing}"
 		# The report's call chain is one a developer can trust: the unwinder (ORC on x86_64,
 		# frame records on arm64, frame pointers on riscv64) reaches the scenario's module
 		# with reliable entries (x86_64 marks the others, stale stack words, with "? ").
 		n=$(awk '/Call [Tt]race:/ { f = 1; next } f && ++k > 80 { exit } f' "$dir/dmesg" |
 			grep -cE '^\[ *[0-9.]+\] +[^ ?].*\[(rust_percpu_lockdep|rnull_mod)\]$' || true)
 		if [ "$n" -gt 0 ]; then
-			record lockdep "${NAME[$boot]}_reliable_chain" pass "($n reliable frames in the module)"
+			case_result lockdep "${NAME[$boot]}_reliable_chain" pass "($n reliable frames in the module)"
 		else
-			record lockdep "${NAME[$boot]}_reliable_chain" fail "(no reliable frame in the module)"
+			case_result lockdep "${NAME[$boot]}_reliable_chain" fail "(no reliable frame in the module)"
 		fi
 	fi
 }
