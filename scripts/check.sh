@@ -93,6 +93,17 @@ if in_matrix lint; then
 	config_done
 fi
 
+# results/index.html, one self-contained page of the results, parsed back: its own step.
+KPY=$S/tools/testing/kunit/kunit.py
+config_begin report report
+python3 "$TOP/scripts/report.py" write "$ART" "$KPY" $MATRIX || true
+ktap_begin report 1
+python3 "$TOP/scripts/report.py" check "$ART" $MATRIX |
+	while IFS=$'\t' read -r s c st d; do case_result "$s" "$c" "$st" "$d"; done
+ktap_end
+config_done
+say "results: $ART/index.html"
+
 # One loop over every KTAP document, each parsed by kunit.py: the table, the counts per
 # configuration and the closing line.
 pass=0 fail=0 skip=0
@@ -105,11 +116,11 @@ while IFS=$'\t' read -r c suite case st detail; do
 	skip) skip=$((skip + 1)) cskip[$c]=$((${cskip[$c]:-0} + 1)) ;;
 	*) fail=$((fail + 1)) cfail[$c]=$((${cfail[$c]:-0} + 1)) ;;
 	esac
-done < <(for c in $MATRIX; do
+done < <(for c in $MATRIX report; do
 	for step in ${expect[$c]}; do
 		doc=$ART/ktap/$c/$step.ktap
 		if [ -s "$doc" ]; then
-			python3 "$TOP/scripts/ktap.py" rows "$S/tools/testing/kunit/kunit.py" "$c" "$doc"
+			python3 "$TOP/scripts/ktap.py" rows "$KPY" "$c" "$doc"
 		else
 			printf '%s\t%s\tktap_document\tfail\tthe step left no KTAP document (%s)\n' \
 				"$c" "$step" "$doc"
@@ -120,7 +131,7 @@ done)
 printf '\n%-13s %-28s %-44s %s\n' CONFIG SUITE CASE RESULT
 printf '%s\n' "${rows[@]}"
 echo
-for c in $MATRIX; do
+for c in $MATRIX report; do
 	printf '%-13s %4d passed, %d failed, %d skipped in %ds\n' "$c" "${cpass[$c]:-0}" \
 		"${cfail[$c]:-0}" "${cskip[$c]:-0}" "${ctime[$c]:-0}"
 done
