@@ -59,10 +59,23 @@ fi
 
 say "building in $B (log: $B/build.log)"
 start=$(date +%s)
-set +e
-kmake -j"$JOBS" "$KIMAGE" modules 2>&1 | tee "$B/build.log" |
-	grep --line-buffered -vE '^make\[|^  (GEN|UPD|SYNC)' 
-rc=${PIPESTATUS[0]}
-set -e
+# The compiler's lines go to the log; the terminal gets a line every 30 s (VERBOSE=1: all).
+if [ -n "${VERBOSE:-}" ]; then
+	kmake -j"$JOBS" "$KIMAGE" modules 2>&1 | tee "$B/build.log"
+	rc=${PIPESTATUS[0]}
+else
+	kmake -j"$JOBS" "$KIMAGE" modules >"$B/build.log" 2>&1 &
+	pid=$!
+	while kill -0 "$pid" 2>/dev/null; do
+		for _ in $(seq 30); do kill -0 "$pid" 2>/dev/null && sleep 1; done
+		kill -0 "$pid" 2>/dev/null || break
+		step=$(grep -E '^  [A-Z]' "$B/build.log" | tail -1 | sed 's/^ *//' || true)
+		say "  build $VARIANT: $(( $(date +%s) - start ))s, $(grep -cE '^  [A-Z]' "$B/build.log") steps, at: ${step:-configuring}"
+	done
+	set +e
+	wait "$pid"
+	rc=$?
+	set -e
+fi
 [ "$rc" = 0 ] || { grep -E 'error|Error' "$B/build.log" | tail -20 >&2; die "kernel build failed"; }
 say "build done in $(( $(date +%s) - start ))s"

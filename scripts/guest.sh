@@ -110,8 +110,12 @@ rnull_limited_end_state() { # NAME
 # check the per-CPU statistics against what was submitted; the in-flight limit set while I/O
 # runs, with the statistics enabled and disabled; optional statistics enabled while I/O runs;
 # refused attribute values; teardown.
+# rnull's cases run in one boot, in this order, sharing the variables of rnull_tests (bash
+# scoping is dynamic): ncpu, the devices, the before/after snapshots, n and e (reads of stats
+# during I/O, failed ones).
 rnull_tests() {
-	local ncpu dev dev1 dev2 dev3 i W=128 R=1024 f ok pids v want n e
+	local ncpu dev dev1 dev2 dev3 n e
+	declare -A before after
 	mountpoint -q /sys/kernel/config || mount -t configfs none /sys/kernel/config
 	if ! insmod "$rnull"; then res rnull_load fail; return; fi
 	res rnull_load pass
@@ -119,8 +123,23 @@ rnull_tests() {
 	[ "$ncpu" -le 4 ] || ncpu=4
 	if ! dev=$(rnull_on rnull0 size=64 blocksize=4096); then res rnull_power_on fail; return; fi
 	res rnull_power_on pass
+	rnull_statistics_under_io
+	rnull_position_statistics
+	rnull_inflight_limit_live
+	rnull_stats_disabled
+	rnull_stats_disabled_limit_at_power_on
+	rnull_attribute_errors
+	log "rnull: $n reads of stats during I/O, $e failed"
+	[ "$n" -gt 0 ] && [ "$e" = 0 ] && res rnull_stats_read_during_io pass ||
+		res rnull_stats_read_during_io fail
+	rnull_teardown
+}
+
+# rnull0: parallel direct I/O from every CPU, statistics exact, in total and per CPU, while a
+# reader reads the stats attribute.
+rnull_statistics_under_io() {
+	local i W=128 R=1024 f ok pids v want
 	sleep 1 # partition scan done; counted in the baseline
-	declare -A before after
 	for f in read_ops read_bytes write_ops write_bytes other_ops busy size_le_4k size_le_64k; do
 		before[$f]=$(rnull_stat rnull0 $f) || before[$f]=x
 	done
@@ -163,9 +182,12 @@ rnull_tests() {
 	[ "$v" -ge "$ncpu" ] || { ok=fail; log "rnull0: writes on $v CPUs, expected $ncpu"; }
 	res rnull_stats_per_cpu $ok
 	read -r n e </tmp/rnull.reads
+}
 
-	# Optional statistics enabled while I/O runs: the first updates allocate (in a worker),
-	# the ones after that are exact.
+# rnull0: optional statistics enabled while I/O runs: the first updates allocate (in a worker),
+# the ones after that are exact.
+rnull_position_statistics() {
+	local i v
 	taskset -c 0 dd if="$dev" of=/dev/null bs=4k count=2000 iflag=direct status=none &
 	i=$!
 	echo 1 >"$CFG/rnull0/position_stats"
@@ -178,15 +200,17 @@ rnull_tests() {
 	v=$(delta "${before[p]}" "${after[p]}")
 	[ "$v" = 100 ] && res rnull_position_stats_enabled_live pass ||
 		{ res rnull_position_stats_enabled_live fail; log "position_0: +$v, expected +100"; }
+}
 
-	# In-flight limit, first set while I/O runs (the queue is frozen to start counting).
+# rnull1: the in-flight limit, first set while I/O runs (the queue is frozen to start counting).
+rnull_inflight_limit_live() {
+	local ok round reader pids i v f
 	if ! dev1=$(rnull_on rnull1 size=64 blocksize=4096 irqmode=1); then
 		res rnull_inflight_limit fail
 	else
 		ok=pass
 		sleep 1
 		before[rb]=$(rnull_stat rnull1 read_bytes)
-		local round
 		rm -f /tmp/rnull.stop
 		rnull_reader rnull1 /tmp/rnull.stop >/tmp/rnull.reads &
 		reader=$!
@@ -217,7 +241,11 @@ rnull_tests() {
 		[ "$(rnull_stat rnull1 inflight_limit)" = 1 ] || ok=fail
 		res rnull_inflight_limit $ok
 	fi
+}
 
+# rnull2: stats_enabled=0 without a limit, then with a limit set while I/O runs.
+rnull_stats_disabled() {
+	local ok v
 	# With stats_enabled=0, no limit: every read completes (the block layer's counters say so)
 	# and the I/O path leaves the statistics untouched.
 	local zero="read_ops read_bytes write_ops write_bytes other_ops busy inflight size_le_128k"
@@ -252,9 +280,12 @@ rnull_tests() {
 		rnull_limited_end_state rnull2 || ok=fail
 		res rnull_inflight_limit_stats_disabled $ok
 	fi
+}
 
-	# With stats_enabled=0 and the limit set before power on, so that requests are counted in
-	# flight from the first one.
+# rnull3: stats_enabled=0 and the limit set before power on, so that requests are counted in
+# flight from the first one.
+rnull_stats_disabled_limit_at_power_on() {
+	local ok
 	if ! dev3=$(rnull_on rnull3 size=64 blocksize=4096 irqmode=1 stats_enabled=0 \
 		inflight_limit=1); then
 		res rnull_inflight_limit_stats_disabled_power_on fail
@@ -268,9 +299,12 @@ rnull_tests() {
 		rnull_limited_end_state rnull3 || ok=fail
 		res rnull_inflight_limit_stats_disabled_power_on $ok
 	fi
+}
 
-	# Refused values: inflight_limit takes 0 to 4294967295; stats_enabled a boolean, and only
-	# while powered off. A refused write leaves the value as it was.
+# rnull3: refused values. inflight_limit takes 0 to 4294967295; stats_enabled a boolean, and only
+# while powered off. A refused write leaves the value as it was.
+rnull_attribute_errors() {
+	local ok
 	ok=pass
 	rnull_refused rnull3 inflight_limit -1 "Invalid argument" || ok=fail
 	rnull_refused rnull3 inflight_limit 4294967296 "Invalid argument" || ok=fail
@@ -280,12 +314,11 @@ rnull_tests() {
 	rnull_refused rnull3 stats_enabled maybe "Invalid argument" || ok=fail
 	[ "$(cat "$CFG/rnull3/stats_enabled")" = 0 ] || { ok=fail; log "rnull3: stats_enabled changed"; }
 	res rnull_attribute_errors $ok
+}
 
-	log "rnull: $n reads of stats during I/O, $e failed"
-	[ "$n" -gt 0 ] && [ "$e" = 0 ] && res rnull_stats_read_during_io pass ||
-		res rnull_stats_read_during_io fail
-
-	# Power off, remove, unload: nothing left behind.
+# Power off, remove, unload: nothing left behind.
+rnull_teardown() {
+	local ok i
 	ok=pass
 	for i in rnull0 rnull1 rnull2 rnull3; do
 		[ -d "$CFG/$i" ] || continue

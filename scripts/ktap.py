@@ -8,6 +8,8 @@
       per case; the detail is a diagnostic line before the result. PLAN, if not 0, is the number
       of cases the step was expected to report: the document's plan says so, and kunit.py counts
       the missing results as a failure.
+  ktap.py kunit-cases JSON
+      "pass|fail|skip name" for each test case of a kunit.py JSON result (a boot's suites).
   ktap.py rows KUNIT_PY CONFIG DOC...
       Parses each document with "kunit.py parse --json", prints one
       "config<TAB>suite<TAB>case<TAB>pass|fail|skip<TAB>detail" line per case. A document that
@@ -116,8 +118,21 @@ def rows(kunit_py, config, docs):
                   f"(see {doc})")
 
 
+def kunit_cases(path):
+    """Prints "pass|fail|skip name" for every test case of a kunit.py JSON result."""
+    def walk(t):
+        for g in t.get("sub_groups") or []:
+            yield from walk(g)
+        for c in t.get("test_cases") or []:
+            yield STATUS.get(c.get("status"), "fail"), c.get("name")
+    for st, name in walk(json.load(open(path))):
+        print(st, name)
+
+
 def main():
-    if len(sys.argv) >= 2 and sys.argv[1] == "write":
+    if len(sys.argv) == 3 and sys.argv[1] == "kunit-cases":
+        kunit_cases(sys.argv[2])
+    elif len(sys.argv) >= 2 and sys.argv[1] == "write":
         write(int(sys.argv[2]) if len(sys.argv) > 2 else 0)
     elif len(sys.argv) >= 4 and sys.argv[1] == "rows":
         rows(sys.argv[2], sys.argv[3], sys.argv[4:])

@@ -106,3 +106,21 @@ ktap_end() {
 	python3 "$TOP/scripts/ktap.py" write "$KTAP_PLAN" <"$KTAP_TSV" >"${KTAP_TSV%.tsv}.ktap"
 	rm -f "$KTAP_TSV"
 }
+
+# A boot whose inputs have not changed since its last successful run (the kernel image, every
+# module of the build, the harness scripts, the boot's name and parameters) is not repeated:
+# its logs and results stand, and its verdict is evaluated again. FORCE=1 repeats every boot. A
+# fresh clone has no results, so every boot runs there.
+boot_key() { # BOOT [PARAMETERS...]
+	{
+		echo "$* $VARIANT"
+		cat "$B/arch/$KARCH/boot/$KIMAGE"
+		find "$B/samples" "$B/drivers" -name '*.ko' -print0 2>/dev/null | sort -z | xargs -0r cat
+		cat "$TOP"/scripts/*.sh "$TOP"/configs/*.config
+	} | sha256sum | cut -d' ' -f1
+}
+boot_unchanged() { # DIR KEY: say so and succeed if DIR holds a successful boot with KEY
+	[ -z "${FORCE:-}" ] && [ "$(cat "$1/key" 2>/dev/null)" = "$2" ] &&
+		[ "$(cat "$1/rc" 2>/dev/null)" = 0 ] || return 1
+	say "boot $(basename "$1"): unchanged since its last run, results kept (FORCE=1 repeats it)"
+}

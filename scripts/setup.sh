@@ -63,4 +63,6 @@ for tp in clang-19:clang-19 ld.lld-19:lld-19 llvm-nm-19:llvm-19 llvm-objdump-19:
 	command -v "$t" >/dev/null || [ -x "/bin/$t" ] || [ -x "/sbin/$t" ] ||
 		die "$t not found after set-up: install ${tp#*:}"
 done
-say "tools: $(clang-19 --version | head -1); $(rustc --version); $(bindgen --version); vng $("$VENV/bin/vng" --version 2>&1 | tail -1)"
+# The toolchain the builds use: the pinned rustc when it is installed (lib.sh selects it).
+rustc_used=$(rustup run "$RUST_PIN" rustc --version 2>/dev/null || rustc --version)
+say "tools: $(clang-19 --version | head -1); $rustc_used; $(bindgen --version); vng $("$VENV/bin/vng" --version 2>&1 | tail -1)"

@@ -42,82 +42,79 @@ verdict() { # BOOT DIR: the boot's cases, as a KTAP document named after the boo
 }
 
 verdict_cases() { # BOOT DIR
-	local boot=$1 dir=$2 n k s st c hits ok missing w want
-	if ! boot_ok "$dir"; then
-		case_result "$boot" boot fail "exit $(cat "$dir/rc"), see $dir/console"
-		return
-	fi
-	if [ "$boot" = clean ]; then
-		n=0
-		for k in "$dir"/ktap/*.ktap; do
-			[ -e "$k" ] || continue
-			s=$(basename "$k" .ktap)
-			python3 "$S/tools/testing/kunit/kunit.py" parse --json="$dir/ktap/$s.json" \
-				"$k" >"$dir/ktap/$s.parse" 2>&1 || true
-			if [ ! -s "$dir/ktap/$s.json" ]; then
-				case_result "$s" parse fail "kunit.py parse failed"
-				continue
-			fi
-			while read -r st c; do
-				n=$((n + 1))
-				if [ "$st" = skip ] && ! [[ " $EXPECTED_SKIPS " == *" $s.$c "* ]]; then
-					case_result "$s" "$c" fail "unexpected SKIP"
-				else
-					case_result "$s" "$c" "$st"
-				fi
-			done < <(python3 - "$dir/ktap/$s.json" <<'PY'
-import json, sys
-d = json.load(open(sys.argv[1]))
-def walk(t):
-    sub = t.get("sub_groups") or []
-    for g in sub:
-        yield from walk(g)
-    for c in t.get("test_cases") or []:
-        st = c.get("status")
-        yield ({"PASS": "pass", "SKIP": "skip"}.get(st, "fail"), c.get("name"))
-for st, name in walk(d):
-    print(st, name)
-PY
-)
-		done
-		[ "$n" -gt 0 ] || case_result kunit "any test case" fail "no KUnit results"
-		while read -r c st; do case_result selftest "$c" "$st"; done <"$dir/cases"
-		hits=$(grep -E "$BAD_RE" "$dir/dmesg" | head -3 || true)
-		if [ -n "$hits" ]; then
-			case_result lockdep clean_boot_no_reports fail "$(echo "$hits" | head -1)"
-		else
-			case_result lockdep clean_boot_no_reports pass
-		fi
-		if grep -Eq '^ *debug_locks: +1$' "$dir/lockdep_stats"; then
-			case_result lockdep clean_boot_debug_locks_1 pass
-		else
-			case_result lockdep clean_boot_debug_locks_1 fail "$(cat "$dir/lockdep_stats")"
-		fi
-	elif rt_kernel && [ -n "${RT_SILENT[$boot]:-}" ]; then
-		hits=$(grep -E "$BAD_RE" "$dir/dmesg" | head -1 || true)
-		if [ "$(cat "$dir/insmod" 2>/dev/null)" != insmod=0 ]; then
-			case_result lockdep "${NAME[$boot]}_silent_on_rt" fail "(the scenario did not run: $(cat "$dir/insmod" 2>/dev/null))"
-		elif [ -n "$hits" ]; then
-			case_result lockdep "${NAME[$boot]}_silent_on_rt" fail "$hits"
-		else
-			case_result lockdep "${NAME[$boot]}_silent_on_rt" pass
-		fi
+	if ! boot_ok "$2"; then
+		case_result "$1" boot fail "exit $(cat "$2/rc"), see $2/console"
+	elif [ "$1" = clean ]; then
+		verdict_clean "$2"
+	elif rt_kernel && [ -n "${RT_SILENT[$1]:-}" ]; then
+		verdict_silent_on_rt "$1" "$2"
 	else
-		ok=pass missing=
-		IFS='|' read -ra want <<<"${EXPECT[$boot]}"
-		for w in "${want[@]}"; do
-			grep -q -- "$w" "$dir/dmesg" || { ok=fail; missing+="'$w' "; }
-		done
-		case_result lockdep "${NAME[$boot]}" $ok "${missing:+missing $missing}"
-		# The report's call chain is one a developer can trust: the unwinder (ORC on x86_64,
-		# frame records on arm64, frame pointers on riscv64) reaches the scenario's module
-		# with reliable entries (x86_64 marks the others, stale stack words, with "? ").
-		n=$(awk '/Call [Tt]race:/ { f = 1; next } f && ++k > 80 { exit } f' "$dir/dmesg" |
-			grep -cE '^\[ *[0-9.]+\] +[^ ?].*\[(rust_percpu_lockdep|rnull_mod)\]$' || true)
-		if [ "$n" -gt 0 ]; then
-			case_result lockdep "${NAME[$boot]}_reliable_chain" pass "($n reliable frames in the module)"
-		else
-			case_result lockdep "${NAME[$boot]}_reliable_chain" fail "(no reliable frame in the module)"
+		verdict_detect "$1" "$2"
+	fi
+}
+
+verdict_clean() { # DIR: the KUnit suites, the guest's steps, no report, debug_locks still 1
+	local dir=$1 n=0 k s st c hits
+	for k in "$dir"/ktap/*.ktap; do
+		[ -e "$k" ] || continue
+		s=$(basename "$k" .ktap)
+		python3 "$S/tools/testing/kunit/kunit.py" parse --json="$dir/ktap/$s.json" \
+			"$k" >"$dir/ktap/$s.parse" 2>&1 || true
+		if [ ! -s "$dir/ktap/$s.json" ]; then
+			case_result "$s" parse fail "kunit.py parse failed"
+			continue
 		fi
+		while read -r st c; do
+			n=$((n + 1))
+			if [ "$st" = skip ] && ! [[ " $EXPECTED_SKIPS " == *" $s.$c "* ]]; then
+				case_result "$s" "$c" fail "unexpected SKIP"
+			else
+				case_result "$s" "$c" "$st"
+			fi
+		done < <(python3 "$TOP/scripts/ktap.py" kunit-cases "$dir/ktap/$s.json")
+	done
+	[ "$n" -gt 0 ] || case_result kunit "any test case" fail "no KUnit results"
+	while read -r c st; do case_result selftest "$c" "$st"; done <"$dir/cases"
+	hits=$(grep -E "$BAD_RE" "$dir/dmesg" | head -3 || true)
+	if [ -n "$hits" ]; then
+		case_result lockdep clean_boot_no_reports fail "$(echo "$hits" | head -1)"
+	else
+		case_result lockdep clean_boot_no_reports pass
+	fi
+	if grep -Eq '^ *debug_locks: +1$' "$dir/lockdep_stats"; then
+		case_result lockdep clean_boot_debug_locks_1 pass
+	else
+		case_result lockdep clean_boot_debug_locks_1 fail "$(cat "$dir/lockdep_stats")"
+	fi
+}
+
+verdict_silent_on_rt() { # BOOT DIR: the scenario ran, and lockdep stayed silent
+	local hits
+	hits=$(grep -E "$BAD_RE" "$2/dmesg" | head -1 || true)
+	if [ "$(cat "$2/insmod" 2>/dev/null)" != insmod=0 ]; then
+		case_result lockdep "${NAME[$1]}_silent_on_rt" fail "(the scenario did not run: $(cat "$2/insmod" 2>/dev/null))"
+	elif [ -n "$hits" ]; then
+		case_result lockdep "${NAME[$1]}_silent_on_rt" fail "$hits"
+	else
+		case_result lockdep "${NAME[$1]}_silent_on_rt" pass
+	fi
+}
+
+verdict_detect() { # BOOT DIR: the expected report, and a call chain that reaches the module
+	local ok=pass missing= w n want
+	IFS='|' read -ra want <<<"${EXPECT[$1]}"
+	for w in "${want[@]}"; do
+		grep -q -- "$w" "$2/dmesg" || { ok=fail; missing+="'$w' "; }
+	done
+	case_result lockdep "${NAME[$1]}" $ok "${missing:+missing $missing}"
+	# The report's call chain is one a developer can trust: the unwinder (ORC on x86_64,
+	# frame records on arm64, frame pointers on riscv64) reaches the scenario's module
+	# with reliable entries (x86_64 marks the others, stale stack words, with "? ").
+	n=$(awk '/Call [Tt]race:/ { f = 1; next } f && ++k > 80 { exit } f' "$2/dmesg" |
+		grep -cE '^\[ *[0-9.]+\] +[^ ?].*\[(rust_percpu_lockdep|rnull_mod)\]$' || true)
+	if [ "$n" -gt 0 ]; then
+		case_result lockdep "${NAME[$1]}_reliable_chain" pass "($n reliable frames in the module)"
+	else
+		case_result lockdep "${NAME[$1]}_reliable_chain" fail "(no reliable frame in the module)"
 	fi
 }

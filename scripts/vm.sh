@@ -22,6 +22,9 @@ vm() {
 		# VMware (arch/x86/kernel/cpu/vmware.c; configs/matrix/x86_64.config).
 		cpus+=(--qemu-opts="-cpu max,-hypervisor -smbios type=1,serial=VMware-rust-percpu")
 	fi
+	local key
+	key=$(boot_key "$boot" "${cpus[@]}" "$@")
+	boot_unchanged "$dir" "$key" && return 0
 	rm -rf "$dir"; mkdir -p "$dir"
 	start=$(date +%s)
 	set +e
@@ -34,4 +37,5 @@ vm() {
 	rc=$?
 	set -e
 	boot_result "$dir" "$rc" "$start" "$boot ($(vm_accel))"
+	echo "$key" >"$dir/key"
 }

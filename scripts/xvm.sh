@@ -85,6 +85,9 @@ xvm() {
 	*-up) cpus=1 append="${append#maxcpus=3} xup=1" ;;
 	*-kasan) [ "$boot" != clean ] || append+=" xstress=1" ;;
 	esac
+	local key
+	key=$(boot_key "$boot" "$cpus" "$append")
+	boot_unchanged "$dir" "$key" && return 0
 	initrd=$(xvm_initramfs "$debarch")
 	rm -rf "$dir"; mkdir -p "$dir"
 	start=$(date +%s)
@@ -101,4 +104,5 @@ xvm() {
 	# The guest's own verdict: the guest script ran to its end.
 	[ "$rc" != 0 ] || [ "$(cat "$dir/guest-rc" 2>/dev/null)" = 0 ] || rc=1
 	boot_result "$dir" "$rc" "$start" "$VARIANT $boot (tcg)"
+	echo "$key" >"$dir/key"
 }

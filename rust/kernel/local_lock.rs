@@ -354,6 +354,16 @@ impl<T> Drop for LocalLock<T> {
 ///
 /// `slot` is the slot, in a [`LocalLock`] that lives for `'a`, of the CPU the current task took
 /// the lock of with `local_lock_checked()`; the lock is held by this guard.
+///
+/// # Examples
+///
+/// ```compile_fail,E0277
+/// # let l = KBox::init(kernel::new_local_lock!(GFP_KERNEL, |_| 0u64), GFP_KERNEL)?;
+/// # fn assert_send<T: Send>(_: &T) {}
+/// let g = l.lock();
+/// assert_send(&g); // The guard holds this CPU's lock for this task.
+/// # Ok::<(), Error>(())
+/// ```
 #[must_use = "the lock is released immediately when the guard is unused"]
 pub struct LocalLockGuard<'a, T> {
     slot: *mut Slot<LockState, T>,

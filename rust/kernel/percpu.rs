@@ -7,16 +7,22 @@
 //!
 //! # Which type do I use?
 //!
-//! | What the per-CPU data is and who touches it | Type | C equivalent |
-//! |---|---|---|
-//! | An integer updated from any context, summed or read from any CPU | [`PerCpuNum<T>`] | `alloc_percpu()` + `this_cpu_add()` |
-//! | The same, known at build time | [`StaticPerCpuNum<T>`] via [`define_per_cpu!`] | `DEFINE_PER_CPU()` + `this_cpu_add()` |
-//! | A struct of counters each CPU updates and any CPU reads meanwhile | [`SharedPerCpu<T>`] with [`per_cpu_cells!`] | `alloc_percpu()` + `this_cpu_add()` + `per_cpu_ptr()` |
-//! | Any `T` the current CPU mutates briefly with preemption disabled | [`PerCpu<T>`] ([`PerCpu::local`]) | `get_cpu_ptr()` / `put_cpu_ptr()` |
-//! | The same for a `Copy + Send` value known at build time | [`StaticPerCpu<T>`] via [`define_per_cpu!`] | `DEFINE_PER_CPU()` + `get_cpu_var()` |
-//! | Any `T` mutated from task context and interrupts, seen by lockdep, preemptible on `PREEMPT_RT` | [`LocalLock<T>`] | `local_lock_t` in a per-CPU struct |
-//! | Counters created on a path that must not allocate with `GFP_KERNEL` | [`DeferredPerCpuNum<T>`] | allocation from a work item, published once |
-//! | A global count read approximately often and exactly rarely | [`PercpuCounter`] | `struct percpu_counter` |
+//! - An integer updated from any context, summed or read from any CPU: [`PerCpuNum<T>`]
+//!   (C: `alloc_percpu()` + `this_cpu_add()`).
+//! - The same, known at build time: [`StaticPerCpuNum<T>`] via [`define_per_cpu!`]
+//!   (C: `DEFINE_PER_CPU()` + `this_cpu_add()`).
+//! - A struct of counters that each CPU updates and any CPU reads meanwhile: [`SharedPerCpu<T>`]
+//!   with [`per_cpu_cells!`] (C: `this_cpu_add()` on a field + `per_cpu_ptr()` and `READ_ONCE()`).
+//! - Any `T` that the current CPU mutates briefly with preemption disabled: [`PerCpu<T>`] and
+//!   [`PerCpu::local`] (C: `get_cpu_ptr()` / `put_cpu_ptr()`).
+//! - The same for a `Copy + Send` value known at build time: [`StaticPerCpu<T>`] via
+//!   [`define_per_cpu!`] (C: `DEFINE_PER_CPU()` + `get_cpu_var()`).
+//! - Any `T` mutated from task context and interrupts, seen by lockdep, preemptible on
+//!   `PREEMPT_RT`: [`LocalLock<T>`] (C: `local_lock_t` in a per-CPU struct).
+//! - Counters created on a path that must not allocate with `GFP_KERNEL`:
+//!   [`DeferredPerCpuNum<T>`] (C: an allocation from a work item, published once).
+//! - A global count read approximately often and exactly rarely: [`PercpuCounter`]
+//!   (C: `struct percpu_counter`).
 //!
 //! # Allocation
 //!
@@ -83,6 +89,8 @@ mod raw;
 pub(crate) mod slot;
 mod statics;
 
+#[doc(hidden)]
+pub use self::statics::{StaticPerCpuNumTemplate, StaticPerCpuTemplate, StaticPerCpuType};
 pub use self::{
     cell::{PerCpuCell, PerCpuCells, SharedPerCpu},
     deferred::DeferredPerCpuNum,
@@ -91,8 +99,6 @@ pub use self::{
     raw::{PerCpuStorage, RawPerCpu, MAX_ALIGN, MAX_SIZE},
     statics::{StaticPerCpu, StaticPerCpuNum, StaticStorage},
 };
-#[doc(hidden)]
-pub use self::statics::{StaticPerCpuNumTemplate, StaticPerCpuTemplate, StaticPerCpuType};
 
 // The CPU identity and the preemption guard, where the per-CPU API was first documented.
 pub use crate::{

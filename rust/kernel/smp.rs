@@ -14,13 +14,12 @@ use crate::{
 /// `wait` set).
 ///
 /// On the other CPUs `f` runs in hard interrupt context (an inter-processor interrupt); on the
-/// calling CPU it runs with interrupts disabled. `f` must therefore not sleep, and must not take
-/// a lock that sleeps on `PREEMPT_RT` (a `spinlock_t` or a `local_lock_t`: `SpinLock`,
-/// `SpinLockIrq`, `SpinLockIrqSave`, a `CondIrqSaveGuard`, a `LocalLock`), nor allocate or free
-/// memory (the allocators take a `spinlock_t`; this includes creating or dropping a
-/// `PercpuCounter` or any per-CPU type of [`percpu`](crate::percpu)): that is an invalid wait context, reported by
-/// lockdep with `CONFIG_PROVE_RAW_LOCK_NESTING`. Use [`irq_work::run_on_each_cpu`] for such
-/// code.
+/// calling CPU it runs with interrupts disabled. `f` must therefore not sleep, and must not take a
+/// lock that sleeps on `PREEMPT_RT` (a `spinlock_t` or a `local_lock_t`: `SpinLock`, `SpinLockIrq`,
+/// `SpinLockIrqSave`, a `CondIrqSaveGuard`, a `LocalLock`), nor allocate or free memory (the
+/// allocators take a `spinlock_t`; this includes creating or dropping a `PercpuCounter` or any
+/// per-CPU type of [`percpu`](crate::percpu)): that is an invalid wait context, reported by lockdep
+/// with `CONFIG_PROVE_RAW_LOCK_NESTING`. Use [`irq_work::run_on_each_cpu`] for such code.
 ///
 /// # Context
 ///
@@ -91,7 +90,8 @@ mod tests {
         prelude::*,
         sync::{
             atomic::{ordering, Atomic},
-            new_spinlock, new_spinlock_irq, //
+            new_spinlock,
+            new_spinlock_irq, //
         },
     };
 
@@ -152,5 +152,4 @@ mod tests {
         assert_eq!(nested.load(ordering::Relaxed), if rt { 1 } else { 2 });
         Ok(())
     }
-
 }

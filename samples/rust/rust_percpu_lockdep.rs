@@ -21,10 +21,11 @@
 //! 5. Two irqsave regions ended out of order, the inner lock used from hard interrupts
 //!    (inconsistent lock state). Safe: the inner lock borrows the outer guard.
 //!
-//! 6. A `LocalLock` taken with `lock()` in task context, interrupts enabled, and with `lock()`
-//!    in hard interrupt context (inconsistent lock state). Safe: `lock_irqsave()` everywhere. The types cannot see this bug (the two halves are correct on their own, and the
-//!    value is never reachable twice: an interrupt that finds the lock held gets `None`), so this
-//!    scenario uses the safe API, and lockdep is what reports it.
+//! 6. A `LocalLock` taken with `lock()` in task context, interrupts enabled, and with `lock()` in
+//!    hard interrupt context (inconsistent lock state). Safe: `lock_irqsave()` everywhere. The
+//!    types cannot see this bug (the two halves are correct on their own, and the value is never
+//!    reachable twice: an interrupt that finds the lock held gets `None`), so this scenario uses
+//!    the safe API, and lockdep is what reports it.
 //!
 //! Scenarios 1-5 call the C functions directly on purpose, to reproduce the bugs.
 //!

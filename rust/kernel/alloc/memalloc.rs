@@ -160,6 +160,24 @@ use private::Kind;
 /// kind is a [`Scope`] of that kind, which clears only what it set. There is no raw `restore()`
 /// that could end a scope entered by someone else, such as C code or a task that an interrupt
 /// hit.
+///
+/// # Examples
+///
+/// Neither a kind nor a generic bound gives access to the C pair:
+///
+/// ```compile_fail,E0599
+/// use kernel::alloc::memalloc::{NoIo, ScopeKind};
+///
+/// NoIo::restore(NoIo::TASK_FLAG); // No such function: only a `Scope` clears the flag.
+/// ```
+///
+/// ```compile_fail,E0599
+/// use kernel::alloc::memalloc::ScopeKind;
+///
+/// fn end_any<K: ScopeKind>() {
+///     K::restore(K::TASK_FLAG); // Not through a bound either: the trait has no methods.
+/// }
+/// ```
 pub trait ScopeKind: private::Sealed {
     /// The task flag (`PF_MEMALLOC` or a `PF_MEMALLOC_*` flag) this scope sets.
     const TASK_FLAG: u32;
@@ -330,6 +348,16 @@ pub fn is_active<K: ScopeKind>() -> bool {
 ///
 /// `saved` is the value `save::<K>()` returned on the task that created this object, which is the
 /// task that owns it: a subset of `K::TASK_FLAG`.
+///
+/// # Examples
+///
+/// ```compile_fail,E0277
+/// use kernel::alloc::memalloc::{NoFs, Scope};
+///
+/// fn assert_send<T: Send>() {}
+///
+/// assert_send::<Scope<NoFs>>(); // A scope ends on the task that entered it.
+/// ```
 #[must_use = "the scope ends immediately when unused"]
 pub struct Scope<K: ScopeKind> {
     saved: c_uint,
@@ -452,6 +480,13 @@ impl<K: ScopeKind> Drop for Scope<K> {
 ///     assert!(is_active::<NoFs>() && is_active::<NoIo>());
 /// }
 /// assert!(!is_active::<NoFs>() && !is_active::<NoIo>());
+/// ```
+///
+/// The scope cannot be ended early:
+///
+/// ```compile_fail,E0425
+/// kernel::memalloc_scope!(NoFs);
+/// drop(__memalloc_scope); // The variable is the macro's own: it cannot be named here.
 /// ```
 #[macro_export]
 macro_rules! memalloc_scope {

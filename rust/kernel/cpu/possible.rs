@@ -159,5 +159,4 @@ mod tests {
         assert!(highest && beyond && online_are_possible && current);
         Ok(())
     }
-
 }

@@ -11,7 +11,11 @@
 
 use super::{
     num::{Borrowed, PerCpuNumRef},
-    possible_cpus, Num, PerCpuInt, PossibleCpu, RawPerCpu, //
+    possible_cpus,
+    Num,
+    PerCpuInt,
+    PossibleCpu,
+    RawPerCpu, //
 };
 use crate::{
     alloc::Flags,
@@ -91,6 +95,19 @@ unsafe impl<C: PerCpuCells, const N: usize> PerCpuCells for [C; N] {}
 ///     }
 /// }
 /// ```
+///
+/// A field that is not a cell does not compile:
+///
+/// ```compile_fail,E0277
+/// use kernel::{per_cpu_cells, percpu::PerCpuCell};
+///
+/// per_cpu_cells! {
+///     struct Mixed {
+///         ops: PerCpuCell<u64>,
+///         last: u64, // Not a cell: other CPUs would read it while its CPU writes it.
+///     }
+/// }
+/// ```
 #[macro_export]
 macro_rules! per_cpu_cells {
     (
@@ -154,6 +171,15 @@ macro_rules! per_cpu_cells {
 /// assert_eq!(stats.sum(|s| &s.hist[2]), 5);
 /// # Ok::<(), Error>(())
 /// ```
+///
+/// A `T` that is not made of cells does not compile:
+///
+/// ```compile_fail,E0277
+/// use kernel::percpu::SharedPerCpu;
+///
+/// let s = SharedPerCpu::<u64>::new(GFP_KERNEL)?; // Not made of cells: use a `PerCpuNum`.
+/// # Ok::<(), Error>(())
+/// ```
 pub struct SharedPerCpu<T: PerCpuCells> {
     raw: RawPerCpu<T>,
 }
@@ -178,6 +204,21 @@ impl<T: PerCpuCells> SharedPerCpu<T> {
     /// [`E2BIG`]: crate::error::code::E2BIG
     /// [`EINVAL`]: crate::error::code::EINVAL
     /// [`ENOMEM`]: crate::error::code::ENOMEM
+    ///
+    /// # Examples
+    ///
+    /// ```compile_fail,E0080
+    /// use kernel::{per_cpu_cells, percpu::{PerCpuCell, SharedPerCpu}};
+    ///
+    /// per_cpu_cells!(struct Stats { hits: PerCpuCell<u64> });
+    ///
+    /// impl Drop for Stats {
+    ///     fn drop(&mut self) {}
+    /// }
+    ///
+    /// let s = SharedPerCpu::<Stats>::new(GFP_KERNEL)?; // `Stats` implements `Drop`.
+    /// # Ok::<(), Error>(())
+    /// ```
     pub fn new(flags: Flags) -> Result<Self> {
         const {
             assert!(
@@ -323,8 +364,8 @@ mod tests {
     use super::*;
     use crate::{
         alloc::flags::GFP_KERNEL,
-        error::Result,
         cpu::online_cpus,
+        error::Result,
         irq_work,
         prelude::*,
         sync::{

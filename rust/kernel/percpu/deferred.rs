@@ -20,7 +20,10 @@
 use super::{
     num::{Borrowed, PerCpuNumRef},
     raw::{alloc_bytes, free_bytes},
-    Num, PerCpuInt, MAX_ALIGN, MAX_SIZE, //
+    Num,
+    PerCpuInt,
+    MAX_ALIGN,
+    MAX_SIZE, //
 };
 use crate::{
     alloc::{flags::GFP_KERNEL, Flags},
@@ -30,7 +33,9 @@ use crate::{
     prelude::*,
     sync::{
         atomic::{ordering, Atomic},
-        Arc, ArcBorrow, SetOnce, //
+        Arc,
+        ArcBorrow,
+        SetOnce, //
     },
     workqueue::{self, impl_has_work, Work, WorkItem}, //
 };
@@ -222,7 +227,9 @@ impl<T: PerCpuInt> DeferredPerCpuNum<T> {
         // alignment of `T` (`Core` was created for `T` in `new()`), was zeroed by the allocator
         // (zero is a valid integer), and is freed only when `Core` is dropped, after the borrow
         // of `self` ends. Only `Num`'s per-CPU operations access it.
-        Some(Num::from_storage(unsafe { Borrowed::new(ptr.cast().as_ptr()) }))
+        Some(Num::from_storage(unsafe {
+            Borrowed::new(ptr.cast().as_ptr())
+        }))
     }
 
     /// Allocates and publishes the per-CPU integers now, unless that has already happened.

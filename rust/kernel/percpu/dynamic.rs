@@ -4,7 +4,8 @@
 
 use super::{
     slot::{Slot, Slots},
-    RawPerCpu, MAX_SIZE, //
+    RawPerCpu,
+    MAX_SIZE, //
 };
 use crate::{
     alloc::Flags,
@@ -112,6 +113,15 @@ impl<T> PerCpu<T> {
     /// is larger than [`MAX_ALIGN`], and [`ENOMEM`] if the allocation fails.
     ///
     /// [`MAX_ALIGN`]: super::MAX_ALIGN
+    ///
+    /// # Examples
+    ///
+    /// ```compile_fail,E0080
+    /// use kernel::percpu::PerCpu;
+    ///
+    /// let v = PerCpu::new(GFP_KERNEL, |_| [0u8; 4096])?; // 4 KiB returned by value, on the stack.
+    /// # Ok::<(), Error>(())
+    /// ```
     pub fn new<I>(flags: Flags, init: impl FnMut(PossibleCpu) -> I) -> Result<Self>
     where
         I: Init<T>,
@@ -223,6 +233,33 @@ impl<T: Zeroable> PerCpu<T> {
 ///
 /// `slot` points to a slot of a live [`PerCpu`] for `'a`; the slot belongs to the CPU the task
 /// runs on, which `preempt` keeps fixed, and its `busy` flag was set by this guard.
+///
+/// # Examples
+///
+/// A guard neither outlives its [`PerCpu`] nor leaves its task:
+///
+/// ```compile_fail,E0597
+/// use kernel::percpu::PerCpu;
+///
+/// let g;
+/// {
+///     let v = PerCpu::<u64>::new_zeroed(GFP_KERNEL)?;
+///     g = v.local(); // `v` is freed at the end of the block, before `g`.
+/// }
+/// drop(g);
+/// # Ok::<(), Error>(())
+/// ```
+///
+/// ```compile_fail,E0277
+/// use kernel::percpu::PerCpu;
+///
+/// fn assert_send<T: Send>(_: &T) {}
+///
+/// let v = PerCpu::<u64>::new_zeroed(GFP_KERNEL)?;
+/// let g = v.local();
+/// assert_send(&g); // Preemption is disabled on this CPU, for this task.
+/// # Ok::<(), Error>(())
+/// ```
 #[must_use = "the value is released immediately when the guard is unused"]
 pub struct LocalGuard<'a, T> {
     // A raw pointer, not a reference: `Option<LocalGuard>` then needs no null test.
@@ -239,7 +276,10 @@ impl<'a, T> LocalGuard<'a, T> {
     /// `slot` is the slot of the CPU `preempt` keeps the task on; it is valid for `'a`, its value
     /// is initialised, and for `'a` its value is accessed only by the holder of its `busy` flag.
     #[inline]
-    pub(crate) unsafe fn try_new(slot: *const Slot<Busy, T>, preempt: PreemptGuard) -> Option<Self> {
+    pub(crate) unsafe fn try_new(
+        slot: *const Slot<Busy, T>,
+        preempt: PreemptGuard,
+    ) -> Option<Self> {
         // SAFETY: `slot` is valid (the caller guarantees it); `busy` is atomic.
         let busy = unsafe { &(*Slot::guard(slot)).0 };
         // Only the CPU that owns the slot accesses its flag, with preemption disabled. An
@@ -463,7 +503,6 @@ mod tests {
         assert_eq!(drops.load(ordering::Relaxed), possible - 1);
         Ok(())
     }
-
 }
 
 #[cfg(all(CONFIG_RUST_PERCPU_KUNIT_TEST, CONFIG_HOTPLUG_CPU))]

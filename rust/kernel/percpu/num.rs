@@ -313,6 +313,18 @@ impl<S: PerCpuStorage<Item = T>, T: PerCpuInt> Num<S> {
     ///
     /// A racy snapshot: on 32-bit architectures a 64-bit value may tear (see the
     /// documentation of `PerCpuNum`).
+    ///
+    /// # Examples
+    ///
+    /// Only possible CPUs have a value:
+    ///
+    /// ```compile_fail,E0308
+    /// use kernel::{cpu::CpuId, percpu::PerCpuNum};
+    ///
+    /// let n = PerCpuNum::<u64>::new(GFP_KERNEL)?;
+    /// let v = n.get(CpuId::current()); // Not a `PossibleCpu`: it need not be possible.
+    /// # Ok::<(), Error>(())
+    /// ```
     #[inline]
     pub fn get(&self, cpu: PossibleCpu) -> T {
         // SAFETY: By the safety requirements of `PerCpuStorage`, `cpu_ptr(cpu)` is `cpu`'s
@@ -484,5 +496,4 @@ mod tests {
         assert!(r == Ok(1));
         Ok(())
     }
-
 }

@@ -83,9 +83,10 @@ pub(crate) struct Slots<G, T> {
 impl<G, T> Slots<G, T> {
     /// Initialises every possible CPU's slot of `raw`, a zero-filled allocation.
     ///
-    /// `init_guard(state)` initialises every CPU's state (zero-filled on entry) and `init(cpu)` returns the initialiser of its value, which runs in place. If an initialiser
-    /// fails, the values already initialised are dropped, the memory is freed and its error is
-    /// returned. `init_guard` must not fail.
+    /// `init_guard(state)` initialises every CPU's state (zero-filled on entry) and `init(cpu)`
+    /// returns the initialiser of its value, which runs in place. If an initialiser fails, the
+    /// values already initialised are dropped, the memory is freed and its error is returned.
+    /// `init_guard` must not fail.
     ///
     /// The initialiser is returned by value on the stack: it may not be larger than
     /// [`MAX_INIT_SIZE`] (this does not compile otherwise).

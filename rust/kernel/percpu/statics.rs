@@ -35,7 +35,10 @@
 use super::{
     dynamic::Busy,
     slot::Slot,
-    LocalGuard, Num, PerCpuInt, PerCpuStorage, //
+    LocalGuard,
+    Num,
+    PerCpuInt,
+    PerCpuStorage, //
 };
 use crate::preempt::PreemptGuard;
 use core::cell::UnsafeCell;
@@ -63,6 +66,19 @@ use core::cell::UnsafeCell;
 /// if let Some(mut last) = LAST.local() {
 ///     last.0 += 1;
 /// }
+/// ```
+///
+/// The template of the copies in the per-CPU section cannot be named, not even from the initial
+/// value:
+///
+/// ```compile_fail,E0425
+/// use core::any::Any;
+/// use kernel::{define_per_cpu, percpu::StaticPerCpu};
+///
+/// define_per_cpu!(
+///     static LEAK: StaticPerCpu<Option<&'static (dyn Any + Sync)>> =
+///         Some(&TEMPLATE as &(dyn Any + Sync)); // A per-CPU address, not an object.
+/// );
 /// ```
 #[macro_export]
 macro_rules! define_per_cpu {
@@ -238,6 +254,27 @@ impl<T: PerCpuInt> StaticPerCpuNum<T> {
 /// (the kernel duplicates the initial value byte for byte, and never drops the copies) and `Send`
 /// (each copy is used by whichever task runs on its CPU).
 ///
+/// # Examples
+///
+/// ```compile_fail,E0277
+/// use core::cell::Cell;
+/// use kernel::{define_per_cpu, percpu::StaticPerCpu};
+///
+/// define_per_cpu!(static C: StaticPerCpu<Cell<u32>> = Cell::new(0);); // `Cell` is not `Copy`.
+/// ```
+///
+/// A value may not be aligned to more than `PAGE_SIZE`, the alignment the module loader gives a
+/// module's per-CPU section:
+///
+/// ```compile_fail,E0080
+/// use kernel::{define_per_cpu, percpu::StaticPerCpu};
+///
+/// #[derive(Clone, Copy)]
+/// #[repr(align(1048576))]
+/// struct Big(u8);
+///
+/// define_per_cpu!(static BIG: StaticPerCpu<Big> = Big(0);); // 1 MiB: more than any page size.
+/// ```
 pub struct StaticPerCpu<T: Copy + Send> {
     storage: StaticStorage<Slot<Busy, T>>,
 }
@@ -309,8 +346,8 @@ impl<T: Copy + Send> StaticPerCpu<T> {
 mod tests {
     use super::*;
     use crate::{
-        error::{code::*, Result},
         cpu::{online_cpus, possible_cpus, PossibleCpu},
+        error::{code::*, Result},
         irq_work, //
     };
 

@@ -139,6 +139,19 @@ mod held;
 /// # Ok::<(), Error>(())
 /// ```
 ///
+/// A guard stays on the task that began it:
+///
+/// ```compile_fail,E0277
+/// # let l = KBox::pin_init(kernel::new_spinlock_irq!(0u32), GFP_KERNEL)?;
+/// use kernel::sync::CondIrqSaveGuard;
+///
+/// fn assert_send<T: Send>(_: &T) {}
+///
+/// let guard = CondIrqSaveGuard::begin(&l, || true);
+/// assert_send(&guard); // It must end on the task, and CPU, that began it.
+/// # Ok::<(), Error>(())
+/// ```
+///
 /// [`SpinLock`]: crate::sync::SpinLock
 /// [`SpinLockIrqSave`]: crate::sync::SpinLockIrqSave
 /// [`new_spinlock_irq!`]: crate::sync::new_spinlock_irq
