@@ -4,23 +4,23 @@
 .PHONY: run check build setup source shell clean-build bench
 
 run:
-	@scripts/run.sh
+	@scripts/host/run.sh
 
 check:
-	@scripts/check.sh
+	@scripts/check/check.sh
 
 # Rust against C by instruction count on the production kernel (README: "make bench").
 bench:
-	@scripts/bench.sh
+	@scripts/check/bench.sh
 
 build:
-	@scripts/setup.sh && scripts/build.sh
+	@scripts/host/setup.sh && scripts/host/build.sh
 
 setup:
-	@scripts/setup.sh
+	@scripts/host/setup.sh
 
 source:
-	@scripts/fetch-source.sh
+	@scripts/host/fetch-source.sh
 
 # Boot the test kernel with an interactive shell (for debugging; needs a terminal).
 shell:
@@ -32,8 +32,8 @@ clean-build:
 
 .PHONY: lint patches
 lint:
-	@scripts/lint.sh
+	@scripts/check/lint.sh
 
 # BUILD_EACH=1 also builds after every patch.
 patches:
-	@scripts/patches.sh
+	@scripts/host/patches.sh

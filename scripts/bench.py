@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
 # SPDX-License-Identifier: GPL-2.0
-"""The two halves of make bench that are not boots (scripts/bench.sh runs the boots).
+"""The two halves of make bench that are not boots (scripts/check/bench.sh runs the boots).
 
   bench.py disasm B OUT      disassemble the op_* functions of the C and Rust benchmark modules
                              of build tree B: instructions, calls, locked instructions (JSON)

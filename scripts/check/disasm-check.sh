@@ -7,7 +7,7 @@
 # this_cpu_add() compiled with the kernel's flags and call nothing C's does not. Everywhere:
 # every C helper is inlined, and the DeferredPerCpuNum work function is in the kernel crate,
 # not in the module.
-. "$(dirname "$0")/lib.sh"
+. "$(dirname "$0")/../lib.sh"
 obj=$B/samples/rust/rust_percpu_lockdep.o
 [ -f "$obj" ] || die "$obj not built"
 ok=1

@@ -7,7 +7,7 @@
 #           option of the file is satisfiable (no kernel is built)
 #   exec    kunit.py exec on the test kernel make check built ($B), with its own QEMU command
 #           line, a filter for two suites, and kunit.py's KTAP kept as a document of make check
-. "$(dirname "$0")/lib.sh"
+. "$(dirname "$0")/../lib.sh"
 
 KPY=$S/tools/testing/kunit/kunit.py
 work=$CACHE/kunit-py

@@ -10,10 +10,10 @@
 #                            (configs/matrix/rt.config, ...), in $CACHE/build-$VARIANT
 # Every variant adds configs/arch/<its architecture>.config.
 
-. "$(dirname "$0")/lib.sh"
+. "$(dirname "$0")/../lib.sh"
 
-"$TOP/scripts/fetch-source.sh"
-"$TOP/scripts/overlay.sh"
+"$TOP/scripts/host/fetch-source.sh"
+"$TOP/scripts/host/overlay.sh"
 mkdir -p "$B"
 
 # Configure only when the fragments, the tree or the toolchain changed.
@@ -21,7 +21,7 @@ key=$( (cat "${FRAGMENTS[@]}"; cat "$S/.pristine"; rustc --version; clang-19 --v
 if [ "$(cat "$B/.config-key" 2>/dev/null)" != "$key" ] || [ ! -f "$B/.config" ]; then
 	say "configuring $B ($VARIANT)"
 	kmake -s rustavailable >/dev/null ||
-		{ kmake rustavailable; die "Rust toolchain not usable (run scripts/setup.sh)"; }
+		{ kmake rustavailable; die "Rust toolchain not usable (run scripts/host/setup.sh)"; }
 	kmake -s tinyconfig
 	"$S/scripts/kconfig/merge_config.sh" -m -O "$B" "$B/.config" "${FRAGMENTS[@]}" >/dev/null
 	kmake -s olddefconfig

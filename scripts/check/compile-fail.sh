@@ -1,26 +1,26 @@
 #!/usr/bin/env bash
 # SPDX-License-Identifier: GPL-2.0
 # Compile-fail cases: every "does not compile" claim of the API is a small module in
-# scripts/compile-fail/ that must fail to build with the error named on its "// expect:" line
+# scripts/check/compile-fail/ that must fail to build with the error named on its "// expect:" line
 # (a rustc error code, or the message where rustc gives none), pointing at the line marked
 # "// error here" when the case marks one; each file holds the use lines and
 # a `fn case() -> Result`, and the script wraps it in a module. cf_ok.rs is the control: it uses
 # the same APIs correctly and must build. Built as external modules against $B.
 # One case each, in a KTAP document (ktap_begin in lib.sh).
 
-. "$(dirname "$0")/lib.sh"
+. "$(dirname "$0")/../lib.sh"
 
 [ -f "$B/Module.symvers" ] || die "no kernel build in $B"
 work=$B/compile-fail
 rm -rf "$work"
 mkdir -p "$work"
 rc=0
-ktap_begin compile-fail "$(ls "$TOP"/scripts/compile-fail/*.rs | wc -l)"
+ktap_begin compile-fail "$(ls "$TOP"/scripts/check/compile-fail/*.rs | wc -l)"
 result() { # case pass|fail [detail]
 	case_result compile_fail "$1" "$2" "${3:-}"
 	[ "$2" = pass ] || rc=1
 }
-for src in "$TOP"/scripts/compile-fail/*.rs; do
+for src in "$TOP"/scripts/check/compile-fail/*.rs; do
 	name=$(basename "$src" .rs)
 	want=$(sed -n 's|^// expect: *||p' "$src" | head -1)
 	dir=$work/$name

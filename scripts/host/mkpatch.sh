@@ -2,8 +2,8 @@
 # SPDX-License-Identifier: GPL-2.0
 # Developer aid: write patches/NAME.patch as the diff between the pristine tree
 # and an edit tree (EDIT=dir holding edited copies of upstream files).
-#   scripts/mkpatch.sh NAME path/in/tree...
-. "$(dirname "$0")/lib.sh"
+#   scripts/host/mkpatch.sh NAME path/in/tree...
+. "$(dirname "$0")/../lib.sh"
 name=$1; shift
 out=$TOP/patches/$name.patch
 : >"$out"

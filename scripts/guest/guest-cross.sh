@@ -1,6 +1,6 @@
 #!/bin/sh
 # SPDX-License-Identifier: GPL-2.0
-# Runs inside the cross-architecture test VM (busybox sh, from the initramfs of scripts/xvm.sh).
+# Runs inside the cross-architecture test VM (busybox sh, from the initramfs of scripts/launch/xvm.sh).
 #   guest-cross.sh BOOT OUTDIR MODDIR
 # BOOT: clean | detect-N. The clean boot does what guest.sh's does but rnull's block I/O from
 # every CPU (which needs bash): KUnit results, possible/online CPUs, the sample, the selftests.

@@ -3,7 +3,7 @@
 # Install what building and booting the test kernel needs. Idempotent: when
 # everything is present it only checks versions.
 
-. "$(dirname "$0")/lib.sh"
+. "$(dirname "$0")/../lib.sh"
 
 APT_PKGS="clang-19 lld-19 llvm-19 libclang-19-dev flex bison bc libelf-dev libssl-dev
 	xz-utils cpio python3 python3-venv make qemu-system-x86 busybox-static udev kmod

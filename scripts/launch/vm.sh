@@ -32,7 +32,7 @@ vm() {
 	timeout -k 10 "$VM_TIMEOUT" vng -r "$B/arch/x86/boot/bzImage" \
 		$(vm_accel_args) --force-9p "${cpus[@]}" --memory 2G -v \
 		--append root=/dev/root --append loglevel=7 "$@" \
-		--rwdir="$ART" -- "bash $TOP/scripts/guest.sh $boot $dir $B" \
+		--rwdir="$ART" -- "bash $TOP/scripts/guest/guest.sh $boot $dir $B" \
 		</dev/null >"$dir/out" 2>"$dir/console"
 	rc=$?
 	set -e

@@ -51,7 +51,7 @@ xvm_initramfs() { # DEBARCH -> path of the cpio archive
 	mount -t 9p -o "$o,ro" top /top && mount -t 9p -o "$o,ro" mods /mods &&
 		mount -t 9p -o "$o" out /out
 	boot=$(sed -n 's/.* xboot=\([^ ]*\).*/\1/p' /proc/cmdline)
-	sh /top/scripts/guest-cross.sh "$boot" /out /mods
+	sh /top/scripts/guest/guest-cross.sh "$boot" /out /mods
 	echo $? >/out/guest-rc
 	sync
 	poweroff -f

@@ -5,7 +5,7 @@
 # Debian's linux-source-7.3 is fetched with a private apt state, leaving the
 # machine's apt configuration alone.
 
-. "$(dirname "$0")/lib.sh"
+. "$(dirname "$0")/../lib.sh"
 
 mkdir -p "$CACHE"
 P=$CACHE/pristine

@@ -7,8 +7,8 @@
 #   operation | C | Rust | Rust/C | budget
 # in instructions per operation, plus a disassembly table of the same functions. Results go to
 # results/bench/ (bench.txt, bench.json, disasm.txt, one directory per boot).
-#   scripts/bench.sh            build (unless NOBUILD=1), boot (unless NOBOOT=1), print the tables
-#   scripts/bench.sh cases      the same, then each row a case of a KTAP document (results/ktap/)
+#   scripts/check/bench.sh            build (unless NOBUILD=1), boot (unless NOBOOT=1), print the tables
+#   scripts/check/bench.sh cases      the same, then each row a case of a KTAP document (results/ktap/)
 #   BENCH_CPUS="2 4 8"          boots: the first runs every operation, the others the operations
 #                               that visit every CPU (the sum-scaling rows)
 #   BENCH_ITERS=20000 BENCH_REPS=7
@@ -143,26 +143,26 @@ bench_boot() { # N MODE
 
 # Disassembly of the op_* functions of both modules: instructions, calls, locked instructions.
 bench_disasm() {
-	python3 "$(dirname "$BENCH_SH")/bench.py" disasm "$B" "$BENCH_ART/disasm.json"
+	python3 "$(dirname "$BENCH_SH")/../bench.py" disasm "$B" "$BENCH_ART/disasm.json"
 }
 
 # Parse both logs, print the tables, write bench.txt/bench.json; print case lines if asked.
 bench_report() { # CASES(0|1)
 	bench_rows >"$BENCH_ART/rows"
 	bench_disasm_rows >"$BENCH_ART/disasm-rows"
-	python3 "$(dirname "$BENCH_SH")/bench.py" report "$BENCH_ART" "$1"
+	python3 "$(dirname "$BENCH_SH")/../bench.py" report "$BENCH_ART" "$1"
 }
 
 bench_main() {
-	. "$(dirname "$BENCH_SH")/lib.sh"
+	. "$(dirname "$BENCH_SH")/../lib.sh"
 	[ "$VARIANT" = prod ] || die "bench needs VARIANT=prod (it is set by default)"
 	BENCH_ART=$ART/bench
 	mkdir -p "$BENCH_ART"
 	local cases=0
 	[ "${1:-}" = cases ] && cases=1
 	if [ -z "${NOBUILD:-}" ]; then
-		"$TOP/scripts/setup.sh" >&2
-		"$TOP/scripts/build.sh" >&2
+		"$TOP/scripts/host/setup.sh" >&2
+		"$TOP/scripts/host/build.sh" >&2
 	fi
 	[ -f "$B/arch/x86/boot/bzImage" ] || die "no production kernel in $B"
 	if [ -z "${NOBOOT:-}" ]; then

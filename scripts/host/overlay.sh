@@ -4,10 +4,10 @@
 # Only files whose content changed are rewritten, so kbuild rebuilds only what
 # depends on them.
 
-. "$(dirname "$0")/lib.sh"
+. "$(dirname "$0")/../lib.sh"
 
 P=$CACHE/pristine
-[ -f "$P/Makefile" ] || die "no pristine tree at $P (run scripts/fetch-source.sh)"
+[ -f "$P/Makefile" ] || die "no pristine tree at $P (run scripts/host/fetch-source.sh)"
 PR=$(readlink -f "$P")
 
 # A new pristine tree means a new source tree (and a new build tree).

@@ -4,7 +4,7 @@
 # ends with "N passed, N failed, N skipped".
 #   x86_64  the debug kernel: disassembly, compile-fail cases, a clean boot (KUnit suites,
 #           doctests, sample, safe selftests, rnull) and one boot per must-detect scenario
-#   prod    the production kernel: Rust against C by instruction count (scripts/bench.sh)
+#   prod    the production kernel: Rust against C by instruction count (scripts/check/bench.sh)
 #   arm64-rt, riscv64-kasan, riscv64-up
 #           the debug kernel cross-built, each with one more dimension (PREEMPT_RT; KASAN and
 #           kmemleak with a load/unload stress under CPU hotplug; no SMP): disassembly, clean
@@ -16,9 +16,9 @@
 #   NOBOOT=1                     only re-evaluate the results of the last boots
 #   NOBENCH=1, NOLINT=1          drop prod, lint from the matrix
 
-. "$(dirname "$0")/lib.sh"
-. "$TOP/scripts/vm.sh"
-. "$TOP/scripts/verdict.sh"
+. "$(dirname "$0")/../lib.sh"
+. "$TOP/scripts/launch/vm.sh"
+. "$TOP/scripts/check/verdict.sh"
 
 MATRIX=${MATRIX:-x86_64 prod arm64-rt riscv64-kasan riscv64-up lint}
 [ -z "${NOBENCH:-}" ] || MATRIX=${MATRIX//prod/}
@@ -28,7 +28,7 @@ for c in $MATRIX; do
 	case $c in x86_64 | prod | arm64-rt | riscv64-kasan | riscv64-up | lint) ;; *) die "unknown configuration '$c' in MATRIX" ;; esac
 done
 
-[ -n "${NOBUILD:-}" ] || "$TOP/scripts/setup.sh"
+[ -n "${NOBUILD:-}" ] || "$TOP/scripts/host/setup.sh"
 mkdir -p "$ART"
 
 declare -A ctime expect
@@ -63,7 +63,7 @@ cross_boots=${BOOTS:-clean detect-1 detect-2 detect-3 detect-4 detect-5 detect-6
 if in_matrix x86_64; then
 	config_begin x86_64 build disasm compile-fail $x86_boots kunit-py-config kunit-py
 	ktap_begin build 1
-	if [ -z "${NOBUILD:-}" ] && ! "$TOP/scripts/build.sh"; then
+	if [ -z "${NOBUILD:-}" ] && ! "$TOP/scripts/host/build.sh"; then
 		case_result build x86_64 fail "see $B/build.log"
 	elif [ -f "$B/arch/x86/boot/bzImage" ]; then
 		case_result build x86_64 pass
@@ -72,33 +72,33 @@ if in_matrix x86_64; then
 	fi
 	ktap_end
 	if [ -f "$B/arch/x86/boot/bzImage" ]; then
-		"$TOP/scripts/disasm-check.sh" >"$ART/disasm.txt" 2>&1 || true
+		"$TOP/scripts/check/disasm-check.sh" >"$ART/disasm.txt" 2>&1 || true
 		cat "$ART/disasm.txt"
 		# Compile-fail cases: each "does not compile" claim, and a control that must build.
-		"$TOP/scripts/compile-fail.sh" >"$ART/compile-fail.txt" 2>&1 || true
+		"$TOP/scripts/check/compile-fail.sh" >"$ART/compile-fail.txt" 2>&1 || true
 		for boot in $x86_boots; do
 			[ -n "${NOBOOT:-}" ] || vm "$boot"
 			verdict "$boot" "$ART/$boot"
 		done
 		# The kunit.py path of the README: its config step and its exec on this kernel.
-		"$TOP/scripts/kunit-py.sh" || true
+		"$TOP/scripts/check/kunit-py.sh" || true
 	fi
 	config_done
 fi
 
-# Rust against C by instruction count on the production kernel (scripts/bench.sh).
+# Rust against C by instruction count on the production kernel (scripts/check/bench.sh).
 if in_matrix prod; then
 	config_begin prod bench
-	(unset B VARIANT; VARIANT=prod "$TOP/scripts/bench.sh" cases) || true
+	(unset B VARIANT; VARIANT=prod "$TOP/scripts/check/bench.sh" cases) || true
 	config_done
 fi
 
-# The debug kernel on the other architectures (scripts/check-cross.sh).
+# The debug kernel on the other architectures (scripts/check/check-cross.sh).
 for a in arm64-rt riscv64-kasan riscv64-up; do
 	in_matrix $a || continue
 	config_begin $a build disasm $cross_boots
 	say "  log: $ART/$a.log"
-	B= VARIANT=$a "$TOP/scripts/check-cross.sh" 2>&1 | tee "$ART/$a.log" |
+	B= VARIANT=$a "$TOP/scripts/check/check-cross.sh" 2>&1 | tee "$ART/$a.log" |
 		grep --line-buffered -E '^==> ' || true
 	config_done
 done
@@ -108,9 +108,9 @@ if in_matrix lint; then
 	config_begin lint lint
 	# The gates need the x86_64 test kernel: built above, or here.
 	if in_matrix x86_64; then
-		NOBUILD=1 "$TOP/scripts/lint.sh" >"$ART/lint.txt" 2>&1 || true
+		NOBUILD=1 "$TOP/scripts/check/lint.sh" >"$ART/lint.txt" 2>&1 || true
 	else
-		"$TOP/scripts/lint.sh" >"$ART/lint.txt" 2>&1 || true
+		"$TOP/scripts/check/lint.sh" >"$ART/lint.txt" 2>&1 || true
 	fi
 	config_done
 fi

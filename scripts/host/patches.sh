@@ -7,10 +7,10 @@
 #   BUILD_EACH=1   also build the kernel after every patch (bisectability; see README)
 #   SIGNOFF="Name <email>"   the Signed-off-by/author identity (default: the project's)
 
-. "$(dirname "$0")/lib.sh"
+. "$(dirname "$0")/../lib.sh"
 
-"$TOP/scripts/fetch-source.sh"
-"$TOP/scripts/overlay.sh"
+"$TOP/scripts/host/fetch-source.sh"
+"$TOP/scripts/host/overlay.sh"
 PR=$(readlink -f "$CACHE/pristine")
 G=$CACHE/series-git
 OUT=$TOP/out/patches

@@ -4,14 +4,14 @@
 # on the overlaid tree and the patch series, each reported by name. Only findings in the
 # project's files count (the tree's own are not ours to fix).
 
-. "$(dirname "$0")/lib.sh"
+. "$(dirname "$0")/../lib.sh"
 
 if [ -z "${NOBUILD:-}" ]; then
-	"$TOP/scripts/setup.sh"
-	"$TOP/scripts/build.sh" >/dev/null
+	"$TOP/scripts/host/setup.sh"
+	"$TOP/scripts/host/build.sh" >/dev/null
 fi
 mkdir -p "$ART"
-"$TOP/scripts/patches.sh" >"$ART/patches.log" 2>&1 || { cat "$ART/patches.log"; }
+"$TOP/scripts/host/patches.sh" >"$ART/patches.log" 2>&1 || { cat "$ART/patches.log"; }
 L=$ART/lint
 rm -rf "$L"; mkdir -p "$L"
 if grep -q 'reproduces the overlaid tree' "$ART/patches.log"; then
