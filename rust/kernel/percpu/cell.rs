@@ -180,6 +180,12 @@ macro_rules! per_cpu_cells {
 /// let s = SharedPerCpu::<u64>::new(GFP_KERNEL)?; // Not made of cells: use a `PerCpuNum`.
 /// # Ok::<(), Error>(())
 /// ```
+///
+/// # Invariants
+///
+/// Every possible CPU's copy in `raw` is an initialised `T` (zero-filled by the allocator, and
+/// zero is a valid `T`); its cells are written only with `this_cpu_*()` operations of their own
+/// CPU and read with volatile loads.
 pub struct SharedPerCpu<T: PerCpuCells> {
     raw: RawPerCpu<T>,
 }
@@ -226,7 +232,8 @@ impl<T: PerCpuCells> SharedPerCpu<T> {
                 "a SharedPerCpu struct must not implement Drop"
             )
         };
-        // INVARIANT (of `RawPerCpu` users): the allocator zero-fills, and zero is a valid `T`.
+        // INVARIANT: The allocator zero-fills, and zero is a valid `T`; `SharedPerCpu` writes
+        // cells only through `cell()`, with per-CPU operations.
         Ok(Self {
             raw: RawPerCpu::alloc(flags)?,
         })
