@@ -44,10 +44,10 @@ pcc_compare|PercpuCounter::compare, far / percpu_counter_compare|pcc_compare|pcc
 pcc_compare_near|PercpuCounter::compare, near (sums) / percpu_counter_compare|pcc_compare_near|pcc_compare_near|1.20|the same overflow-free bound, then sum() as in C
 pcc_limited_add|PercpuCounter::limited_add / percpu_counter_limited_add|pcc_limited_add|pcc_limited_add|1.05|
 irqsave|SpinLockIrqSave lock/unlock / spin_lock_irqsave+restore|irqsave|irqsave|1.20|reads the refcounted irq-disable depth from the preempt count on entry and exit (load, test, branch each): 6 instructions
-cookie_true|WbLockCookie begin/end, cond true / wb_lock_cookie (irqsave)|cookie_true|cookie_true|-|reference: the cookie is on SpinLockIrq (refcounted), C's cookie on spin_lock_irqsave
-cookie_false|WbLockCookie begin/end, cond false / wb_lock_cookie (irqsave)|cookie_false|cookie_false|-|reference: the cookie is on SpinLockIrq (refcounted), C's cookie on spin_lock_irqsave
-cookie_true_irq_disable|WbLockCookie, cond true / spin_lock_irq_disable sequence|cookie_irq_disable_true|cookie_true|1.05|
-cookie_false_irq_disable|WbLockCookie, cond false / spin_lock_irq_disable sequence|cookie_irq_disable_false|cookie_false|1.05|
+cookie_true|CondIrqSaveGuard begin/end, cond true / wb_lock_cookie (irqsave)|cookie_true|cookie_true|-|reference: the guard is on SpinLockIrq (refcounted), C's cookie on spin_lock_irqsave
+cookie_false|CondIrqSaveGuard begin/end, cond false / wb_lock_cookie (irqsave)|cookie_false|cookie_false|-|reference: the guard is on SpinLockIrq (refcounted), C's cookie on spin_lock_irqsave
+cookie_true_irq_disable|CondIrqSaveGuard, cond true / spin_lock_irq_disable sequence|cookie_irq_disable_true|cookie_true|1.05|
+cookie_false_irq_disable|CondIrqSaveGuard, cond false / spin_lock_irq_disable sequence|cookie_irq_disable_false|cookie_false|1.05|
 irq_disable|SpinLockIrq lock/unlock / spin_lock_irq_disable+enable|irq_disable|irq_disable|1.05|
 spin_lock_irq|SpinLockIrq lock/unlock / spin_lock_irq+unlock_irq|spin_lock_irq|irq_disable|-|reference: C's non-refcounted form
 memalloc_nofs|memalloc NOFS scope / memalloc_nofs_save+restore|memalloc_nofs|memalloc_nofs|1.05|
