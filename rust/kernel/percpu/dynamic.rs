@@ -3,20 +3,31 @@
 //! Dynamic per-CPU values of any type, reached through a guard on the current CPU.
 
 use super::{
-    slot::{Slot, Slots},
-    RawPerCpu,
-    MAX_SIZE, //
+    slot::{
+        Slot,
+        Slots, //
+    },
+    RawPerCpu, //
 };
 use crate::{
     alloc::Flags,
     cpu::PossibleCpu,
-    error::{code::*, Error, Result},
+    error::{
+        Error,
+        Result, //
+    },
     preempt::PreemptGuard,
-    sync::atomic::{ordering, Atomic},
+    sync::atomic::{
+        ordering,
+        Atomic, //
+    }, //
 };
 use core::{
     marker::PhantomData,
-    ops::{Deref, DerefMut}, //
+    ops::{
+        Deref,
+        DerefMut, //
+    }, //
 };
 use pin_init::{Init, Zeroable};
 
@@ -112,6 +123,10 @@ impl<T> PerCpu<T> {
     /// bytes for an alignment up to 4, less for larger alignments), [`EINVAL`] if `T`'s alignment
     /// is larger than [`MAX_ALIGN`], and [`ENOMEM`] if the allocation fails.
     ///
+    /// [`E2BIG`]: crate::error::code::E2BIG
+    /// [`EINVAL`]: crate::error::code::EINVAL
+    /// [`ENOMEM`]: crate::error::code::ENOMEM
+    /// [`MAX_SIZE`]: super::MAX_SIZE
     /// [`MAX_ALIGN`]: super::MAX_ALIGN
     ///
     /// # Examples
@@ -346,10 +361,18 @@ mod tests {
     use crate::{
         alloc::flags::GFP_KERNEL,
         cpu::CpuId,
-        percpu::{online_cpus, possible_cpus, PerCpuNum},
+        percpu::{
+            online_cpus,
+            possible_cpus,
+            PerCpuNum,
+            MAX_SIZE, //
+        },
         prelude::*,
         smp::on_each_cpu,
-        sync::{new_spinlock, new_spinlock_irq},
+        sync::{
+            new_spinlock,
+            new_spinlock_irq, //
+        }, //
     };
 
     #[test]
@@ -511,9 +534,20 @@ mod hotplug_tests {
     use super::*;
     use crate::{
         alloc::flags::GFP_KERNEL,
-        cpu::{add_cpu, nr_cpu_ids, remove_cpu, CpuId},
-        irq_work::{run_on, run_on_each_cpu},
-        percpu::{online_cpus, PerCpuNum},
+        cpu::{
+            add_cpu,
+            nr_cpu_ids,
+            remove_cpu,
+            CpuId, //
+        },
+        irq_work::{
+            run_on,
+            run_on_each_cpu, //
+        },
+        percpu::{
+            online_cpus,
+            PerCpuNum, //
+        },
         prelude::*, //
     };
 
