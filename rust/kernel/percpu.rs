@@ -90,18 +90,49 @@ pub(crate) mod slot;
 mod statics;
 
 #[doc(hidden)]
-pub use self::statics::{StaticPerCpuNumTemplate, StaticPerCpuTemplate, StaticPerCpuType};
+pub use self::statics::{
+    StaticPerCpuNumTemplate,
+    StaticPerCpuTemplate,
+    StaticPerCpuType, //
+};
 pub use self::{
-    cell::{PerCpuCell, PerCpuCells, SharedPerCpu},
+    cell::{
+        PerCpuCell,
+        PerCpuCells,
+        SharedPerCpu, //
+    },
     deferred::DeferredPerCpuNum,
-    dynamic::{LocalGuard, PerCpu, MAX_INIT_SIZE},
-    num::{Borrowed, Num, PerCpuInt, PerCpuNum, PerCpuNumRef},
-    raw::{PerCpuStorage, RawPerCpu, MAX_ALIGN, MAX_SIZE},
-    statics::{StaticPerCpu, StaticPerCpuNum, StaticStorage},
+    dynamic::{
+        LocalGuard,
+        PerCpu,
+        MAX_INIT_SIZE, //
+    },
+    num::{
+        Borrowed,
+        Num,
+        PerCpuInt,
+        PerCpuNum,
+        PerCpuNumRef, //
+    },
+    raw::{
+        PerCpuStorage,
+        RawPerCpu,
+        MAX_ALIGN,
+        MAX_SIZE, //
+    },
+    statics::{
+        StaticPerCpu,
+        StaticPerCpuNum,
+        StaticStorage, //
+    },
 };
 
 // The CPU identity and the preemption guard, where the per-CPU API was first documented.
 pub use crate::{
-    cpu::{online_cpus, possible_cpus, PossibleCpu},
+    cpu::{
+        online_cpus,
+        possible_cpus,
+        PossibleCpu, //
+    },
     preempt::PreemptGuard, //
 };

@@ -6,7 +6,10 @@
 
 use crate::{
     bindings,
-    error::{code::EDEADLK, Result},
+    error::{
+        code::EDEADLK,
+        Result, //
+    },
     ffi::c_void, //
 };
 
@@ -86,10 +89,16 @@ mod tests {
     use super::*;
     use crate::{
         alloc::flags::GFP_KERNEL,
-        cpu::{online_cpus, CpuId},
+        cpu::{
+            online_cpus,
+            CpuId, //
+        },
         prelude::*,
         sync::{
-            atomic::{ordering, Atomic},
+            atomic::{
+                ordering,
+                Atomic, //
+            },
             new_spinlock,
             new_spinlock_irq, //
         },

@@ -10,7 +10,10 @@
 //! `this_cpu_*()` operation as C's; [`SharedPerCpu::iter`] gives `&T` for every CPU.
 
 use super::{
-    num::{Borrowed, PerCpuNumRef},
+    num::{
+        Borrowed,
+        PerCpuNumRef, //
+    },
     possible_cpus,
     Num,
     PerCpuInt,
@@ -376,10 +379,16 @@ mod tests {
         irq_work,
         prelude::*,
         sync::{
-            atomic::{ordering, Atomic},
+            atomic::{
+                ordering,
+                Atomic, //
+            },
             Arc, Completion,
         },
-        time::{delay::fsleep, Delta},
+        time::{
+            delay::fsleep,
+            Delta, //
+        },
         workqueue,
     };
 

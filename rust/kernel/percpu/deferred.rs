@@ -18,30 +18,53 @@
 //! gives the published memory its type.
 
 use super::{
-    num::{Borrowed, PerCpuNumRef},
-    raw::{alloc_bytes, free_bytes},
+    num::{
+        Borrowed,
+        PerCpuNumRef, //
+    },
+    raw::{
+        alloc_bytes,
+        free_bytes, //
+    },
     Num,
     PerCpuInt,
     MAX_ALIGN,
     MAX_SIZE, //
 };
 use crate::{
-    alloc::{flags::GFP_KERNEL, Flags},
+    alloc::{
+        flags::GFP_KERNEL,
+        Flags, //
+    },
     bindings,
-    error::{code::*, Result},
+    error::{
+        code::*,
+        Result, //
+    },
     ffi::c_void,
     prelude::*,
     sync::{
-        atomic::{ordering, Atomic},
+        atomic::{
+            ordering,
+            Atomic, //
+        },
         Arc,
         ArcBorrow,
         SetOnce, //
     },
-    workqueue::{self, impl_has_work, Work, WorkItem}, //
+    workqueue::{
+        self,
+        impl_has_work,
+        Work,
+        WorkItem, //
+    }, //
 };
 use core::{
     marker::PhantomData,
-    mem::{align_of, size_of},
+    mem::{
+        align_of,
+        size_of, //
+    },
     ptr::NonNull, //
 };
 
@@ -280,8 +303,14 @@ impl<T: PerCpuInt> DeferredPerCpuNum<T> {
 mod test_hooks {
     #[cfg(CONFIG_RUST_PERCPU_KUNIT_TEST)]
     use crate::{
-        sync::atomic::{ordering, Atomic},
-        time::{delay::fsleep, Delta},
+        sync::atomic::{
+            ordering,
+            Atomic, //
+        },
+        time::{
+            delay::fsleep,
+            Delta, //
+        },
     };
 
     #[cfg(CONFIG_RUST_PERCPU_KUNIT_TEST)]
@@ -368,7 +397,10 @@ mod tests {
     use crate::{
         alloc::flags::GFP_NOWAIT,
         sync::new_spinlock,
-        time::{delay::fsleep, Delta}, //
+        time::{
+            delay::fsleep,
+            Delta, //
+        }, //
     };
 
     #[test]

@@ -12,8 +12,17 @@
 //! [`SharedPerCpu`]: super::SharedPerCpu
 //! [`SharedPerCpu::cell`]: super::SharedPerCpu::cell
 
-use super::{possible_cpus, PerCpuStorage, RawPerCpu};
-use crate::{alloc::Flags, bindings, cpu::PossibleCpu, error::Result};
+use super::{
+    possible_cpus,
+    PerCpuStorage,
+    RawPerCpu, //
+};
+use crate::{
+    alloc::Flags,
+    bindings,
+    cpu::PossibleCpu,
+    error::Result, //
+};
 use core::marker::PhantomData;
 use pin_init::Zeroable;
 
@@ -415,7 +424,10 @@ unsafe impl<T: PerCpuInt> PerCpuStorage for Borrowed<'_, T> {
 mod tests {
     use super::*;
     use crate::{
-        alloc::flags::{GFP_KERNEL, GFP_NOWAIT},
+        alloc::flags::{
+            GFP_KERNEL,
+            GFP_NOWAIT, //
+        },
         percpu::online_cpus,
         preempt::PreemptGuard,
         prelude::*,

@@ -10,15 +10,24 @@
 
 use super::PreemptGuard;
 use crate::{
-    alloc::{memalloc::might_alloc, Flags},
+    alloc::{
+        memalloc::might_alloc,
+        Flags, //
+    },
     bindings,
     cpu::PossibleCpu,
-    error::{code::*, Result},
+    error::{
+        code::*,
+        Result, //
+    },
     ffi::c_void,
 };
 use core::{
     marker::PhantomData,
-    mem::{align_of, size_of},
+    mem::{
+        align_of,
+        size_of, //
+    },
     ptr::NonNull, //
 };
 use pin_init::Zeroable;

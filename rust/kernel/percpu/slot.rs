@@ -8,7 +8,11 @@
 //! one slot per possible CPU, initialises the values and drops them: the code that
 //! `PerCpu` and `LocalLock` share.
 
-use super::{possible_cpus, RawPerCpu, MAX_INIT_SIZE};
+use super::{
+    possible_cpus,
+    RawPerCpu,
+    MAX_INIT_SIZE, //
+};
 use crate::{
     alloc::Flags,
     build_assert::const_assert,
@@ -19,10 +23,19 @@ use crate::{
 use core::{
     cell::UnsafeCell,
     marker::PhantomData,
-    mem::{needs_drop, size_of},
-    ptr::{addr_of, drop_in_place}, //
+    mem::{
+        needs_drop,
+        size_of, //
+    },
+    ptr::{
+        addr_of,
+        drop_in_place, //
+    }, //
 };
-use pin_init::{Init, Zeroable};
+use pin_init::{
+    Init,
+    Zeroable, //
+};
 
 /// One CPU's value, after the per-CPU state that controls access to it.
 ///

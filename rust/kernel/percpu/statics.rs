@@ -346,8 +346,15 @@ impl<T: Copy + Send> StaticPerCpu<T> {
 mod tests {
     use super::*;
     use crate::{
-        cpu::{online_cpus, possible_cpus, PossibleCpu},
-        error::{code::*, Result},
+        cpu::{
+            online_cpus,
+            possible_cpus,
+            PossibleCpu, //
+        },
+        error::{
+            code::*,
+            Result, //
+        },
         irq_work, //
     };
 
