@@ -56,7 +56,7 @@
 //! # CPUs
 //!
 //! Other CPUs' values are addressed by a [`PossibleCpu`]: per-CPU memory exists only for possible
-//! CPUs. [`crate::cpu::possible`] lists the ways to get one.
+//! CPUs. [`PossibleCpu`] lists the ways to get one.
 //!
 //! # Design
 //!

@@ -1,25 +1,25 @@
 // SPDX-License-Identifier: GPL-2.0
 
 //! Possible CPUs: the CPUs that per-CPU memory has a value for.
-//!
-//! The ways to get a [`PossibleCpu`]:
-//!
-//! - iterate: [`possible_cpus`], [`online_cpus`];
-//! - the current CPU: [`PossibleCpu::current`], or the CPU a guard keeps the task on
-//!   ([`PreemptGuard::cpu`], [`LocalGuard::cpu`](crate::percpu::LocalGuard::cpu));
-//! - from a CPU number: [`PossibleCpu::new`] (a [`CpuId`]) or [`PossibleCpu::from_u32`], both
-//!   `None` for a CPU that is not possible.
-//!
-//! A `PossibleCpu` converts into a [`CpuId`] (`.into()` or [`PossibleCpu::id`]); the functions
-//! that act on a CPU, such as [`irq_work::run_on`](crate::irq_work::run_on) and
-//! [`remove_cpu`](super::remove_cpu), take either.
-//!
-//! [`PreemptGuard::cpu`]: crate::preempt::PreemptGuard::cpu
 
 use super::CpuId;
 use crate::bindings;
 
 /// A possible CPU: one that has a value in every per-CPU allocation.
+///
+/// The ways to get a [`PossibleCpu`]:
+///
+/// - iterate: [`possible_cpus`], [`online_cpus`];
+/// - the current CPU: [`PossibleCpu::current`], or the CPU a guard keeps the task on
+///   ([`PreemptGuard::cpu`], [`LocalGuard::cpu`](crate::percpu::LocalGuard::cpu));
+/// - from a CPU number: [`PossibleCpu::new`] (a [`CpuId`]) or [`PossibleCpu::from_u32`], both
+///   `None` for a CPU that is not possible.
+///
+/// A `PossibleCpu` converts into a [`CpuId`] (`.into()` or [`PossibleCpu::id`]); the functions
+/// that act on a CPU, such as [`irq_work::run_on`](crate::irq_work::run_on) and
+/// [`remove_cpu`](super::remove_cpu), take either.
+///
+/// [`PreemptGuard::cpu`]: crate::preempt::PreemptGuard::cpu
 ///
 /// Possible CPUs are those that may ever be online. Their set is fixed during early boot, before
 /// any Rust code runs (`cpu_possible_mask` is `__ro_after_init`), so a `PossibleCpu` stays valid.

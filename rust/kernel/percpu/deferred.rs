@@ -200,7 +200,7 @@ impl WorkItem for Core {
     }
 }
 
-/// A [`PerCpuNum<T>`] allocated in process context when first needed.
+/// A [`PerCpuNum<T>`](super::PerCpuNum) allocated in process context when first needed.
 ///
 /// Updates ([`add`](Self::add)) work in any context but NMI: before the allocation is published
 /// they are dropped and counted, and the first of them queues the allocation on the system

@@ -161,7 +161,7 @@ pub(crate) unsafe fn free_bytes(ptr: NonNull<c_void>) {
 ///
 /// # Invariants
 ///
-/// If `T` is not zero-sized, `ptr` was returned by [`alloc_bytes`] for `size_of::<T>()` bytes
+/// If `T` is not zero-sized, `ptr` was returned by `alloc_bytes()` for `size_of::<T>()` bytes
 /// aligned to `align_of::<T>()`, and is freed only by `Drop`. If `T` is zero-sized, `ptr` is
 /// dangling and nothing was allocated.
 pub struct RawPerCpu<T> {
