@@ -77,6 +77,7 @@ def matrix(art, kunit_py, configs):
             if i == 1:
                 g[3].append(f"{case}: {detail}")
         if not groups:
+            totals[1] += 1
             parts.append(f"<tr data-config='{c}'><td>{c}</td><td colspan=6 class='fail'>"
                          "no results</td></tr>")
         for (doc, suite), (p, f, s, failed) in groups.items():
