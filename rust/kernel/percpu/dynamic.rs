@@ -65,8 +65,8 @@ unsafe impl Zeroable for Busy {}
 /// through `&mut self` ([`PerCpu::get_mut`], [`PerCpu::for_each_mut`]), when nobody else can
 /// access them.
 ///
-/// For integer statistics, [`PerCpuNum`](super::PerCpuNum) is cheaper: its updates are single `this_cpu_*()`
-/// instructions and it can be read from any CPU.
+/// For integer statistics, [`PerCpuNum`](super::PerCpuNum) is cheaper: its updates are single
+/// `this_cpu_*()` instructions and it can be read from any CPU.
 ///
 /// # Examples
 ///
