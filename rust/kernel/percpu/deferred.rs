@@ -250,9 +250,8 @@ impl<T: PerCpuInt> DeferredPerCpuNum<T> {
         // alignment of `T` (`Core` was created for `T` in `new()`), was zeroed by the allocator
         // (zero is a valid integer), and is freed only when `Core` is dropped, after the borrow
         // of `self` ends. Only `Num`'s per-CPU operations access it.
-        Some(Num::from_storage(unsafe {
-            Borrowed::new(ptr.cast().as_ptr())
-        }))
+        let storage = unsafe { Borrowed::new(ptr.cast().as_ptr()) };
+        Some(Num::from_storage(storage))
     }
 
     /// Allocates and publishes the per-CPU integers now, unless that has already happened.
