@@ -254,6 +254,10 @@ impl<T: PerCpuInt> StaticPerCpuNum<T> {
 /// (the kernel duplicates the initial value byte for byte, and never drops the copies) and `Send`
 /// (each copy is used by whichever task runs on its CPU).
 ///
+/// Other CPUs' copies cannot be reached: a static is never borrowed mutably, so there is no
+/// `get_mut` or `for_each_mut` as on `PerCpu`. Values that other CPUs read belong in a
+/// `StaticPerCpuNum` (`get(cpu)`, `sum()`).
+///
 /// # Examples
 ///
 /// ```compile_fail,E0277
