@@ -246,10 +246,9 @@ impl<T: PerCpuInt> DeferredPerCpuNum<T> {
     #[inline]
     pub fn get(&self) -> Option<PerCpuNumRef<'_, T>> {
         let ptr = self.core.published()?;
-        // SAFETY: By the type invariants of `Core`, a published allocation has the size and
-        // alignment of `T` (`Core` was created for `T` in `new()`), was zeroed by the allocator
-        // (zero is a valid integer), and is freed only when `Core` is dropped, after the borrow
-        // of `self` ends. Only `Num`'s per-CPU operations access it.
+        // SAFETY: By the type invariants of `Core`, a published allocation is zeroed and has
+        // `T`'s size and alignment (`new()`); it is freed with `Core`, after `self`'s borrow ends.
+        // Only `Num`'s per-CPU operations access it.
         let storage = unsafe { Borrowed::new(ptr.cast().as_ptr()) };
         Some(Num::from_storage(storage))
     }
