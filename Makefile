@@ -30,7 +30,11 @@ shell:
 clean-build:
 	@. scripts/lib.sh && rm -rf "$$B" "$$S" "$$CACHE/build-prod"
 
-.PHONY: lint patches
+.PHONY: lint patches stress
+# The riscv64-kasan stress for DURATION seconds (default 600): README, "make stress".
+stress:
+	@DURATION=$(DURATION) scripts/check/stress.sh
+
 lint:
 	@scripts/check/lint.sh
 

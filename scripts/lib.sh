@@ -116,7 +116,8 @@ boot_key() { # BOOT [PARAMETERS...]
 		echo "$* $VARIANT"
 		cat "$B/arch/$KARCH/boot/$KIMAGE"
 		find "$B/samples" "$B/drivers" -name '*.ko' -print0 2>/dev/null | sort -z | xargs -0r cat
-		cat "$TOP"/scripts/*.sh "$TOP"/scripts/*/*.sh "$TOP"/configs/*.config
+		cat "$TOP"/scripts/*.sh "$TOP"/scripts/*/*.sh "$TOP"/scripts/guest/*.py \
+			"$TOP"/configs/*.config "$TOP"/configs/*/*.config
 	} | sha256sum | cut -d' ' -f1
 }
 boot_unchanged() { # DIR KEY: say so and succeed if DIR holds a successful boot with KEY

@@ -168,8 +168,9 @@ impl<T> LocalLock<T> {
     /// value in place with the initialiser `init(cpu)` returns, which may be at most
     /// [`MAX_INIT_SIZE`] bytes (this does not compile otherwise). It fails with [`E2BIG`] if one
     /// CPU's lock and value are larger than [`MAX_SIZE`], [`EINVAL`] if `T`'s alignment is larger
-    /// than [`MAX_ALIGN`] and [`ENOMEM`] if the allocation fails. [`new_local_lock!`] adds a lock
-    /// class for the call site.
+    /// than [`MAX_ALIGN`] and [`ENOMEM`] if the allocation fails; no value has been initialised
+    /// then and nothing is left allocated (with `KBox::init()`, the box is freed too).
+    /// [`new_local_lock!`] adds a lock class for the call site.
     ///
     /// [`E2BIG`]: crate::error::code::E2BIG
     /// [`EINVAL`]: crate::error::code::EINVAL

@@ -110,6 +110,11 @@ impl PercpuCounter {
     /// Use [`new_percpu_counter!`] for a lock class per call site. Allocates per-CPU memory with
     /// `flags`, after telling lockdep about it with [`might_alloc`], and honours the task's
     /// [memory allocation scopes](crate::alloc::memalloc).
+    ///
+    /// Fails with [`ENOMEM`] if the per-CPU allocation fails; the counter is then not
+    /// initialised, nothing is left allocated and, with `KBox::pin_init()`, the box is freed.
+    ///
+    /// [`ENOMEM`]: crate::error::code::ENOMEM
     pub fn new(
         value: i64,
         flags: Flags,

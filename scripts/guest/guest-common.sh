@@ -58,6 +58,121 @@ guest_detect() { # N
 	sleep 1
 }
 
+# Hostile module parameters. param_try KO MODULE PARAM VALUE ok|fail: insmod KO PARAM=VALUE
+# must load the module (then unloaded) or be refused, leaving nothing loaded, as the last
+# argument says.
+param_try() {
+	if insmod "$1" "$3=$4" 2>/dev/null; then
+		grep -q "^$2 " /proc/modules && rmmod "$2" && [ "$5" = ok ]
+	else
+		! grep -q "^$2 " /proc/modules && [ "$5" = fail ]
+	fi
+}
+
+# PARAM:VALUE:EXPECT triples for the sample: what the kernel's integer parser (decimal, 0x, 0o,
+# 0b, a leading 0 for octal, a leading + or -) and the sample's ranges accept, and what not.
+SAMPLE_PARAMS="ops::fail ops:0:fail ops:1:ok ops:1000000:ok ops:1000001:fail ops:0x10:ok
+ops:0o17:ok ops:0b11:ok ops:017:ok ops:08:fail ops:+5:ok ops:-1:fail ops:-0:fail
+ops:4294967295:fail ops:4294967296:fail ops:18446744073709551616:fail ops:1x:fail ops:x1:fail
+ops:1.5:fail ops:1e3:fail ops:0x:fail ops:0xg:fail ops:--1:fail ops:+-1:fail ops:one:fail
+op_bytes:0:fail op_bytes:1048576:ok op_bytes:1048577:fail op_bytes:-4096:fail
+inflight_limit:0:fail inflight_limit:-1:fail inflight_limit:9223372036854775807:ok
+inflight_limit:9223372036854775808:fail inflight_limit:-9223372036854775808:fail
+inflight_limit:0x7fffffffffffffff:ok inflight_limit:1k:fail"
+# The selftests: only values that are refused (1-6 would provoke a lockdep report).
+SELFTEST_PARAMS="scenario:7:fail scenario:4294967296:fail scenario:-1:fail scenario:x:fail
+scenario::fail scenario:0x7:fail scenario:010:fail scenario:1x:fail scenario:+7:fail
+deferred_unload:3:fail deferred_unload:-1:fail deferred_unload:0x3:fail deferred_unload:y:fail"
+
+# The tables above, then SEED's random values (xseed= on the command line, 1 by default): decimal
+# numbers below 2^33 (in range or not) and words without a digit or radix prefix (refused), for
+# every parameter of the sample; long values; each checked with param_try.
+guest_params() {
+	seed=1
+	for w in $(cat /proc/cmdline); do case $w in xseed=*) seed=${w#xseed=} ;; esac; done
+	ok=pass n=0
+	long=$(awk 'BEGIN { while (i++ < 3000) printf "9" }')
+	for t in $SAMPLE_PARAMS ops:$long:fail "inflight_limit:$long:fail"; do
+		p=${t%%:*} r=${t#*:} v=${r%:*} e=${r##*:}
+		param_try "$sample" rust_percpu "$p" "$v" "$e" || { ok=fail; log "params: $p=${v%"${v#??????????}"}... not $e"; }
+		n=$((n + 1))
+	done
+	for t in $SELFTEST_PARAMS; do
+		p=${t%%:*} r=${t#*:} v=${r%:*} e=${r##*:}
+		param_try "$selftest" rust_percpu_lockdep "$p" "$v" "$e" || { ok=fail; log "params: $p=$v not $e"; }
+		n=$((n + 1))
+	done
+	awk -v seed="$seed" 'BEGIN {
+		srand(seed)
+		for (i = 0; i < 15; i++) {
+			v = int(rand() * 8589934592)
+			if (rand() < 0.5) v = int(rand() * 2000000)
+			printf "ops %d %s\n", v, (v >= 1 && v <= 1000000) ? "ok" : "fail"
+			b = int(rand() * 2097152)
+			printf "op_bytes %d %s\n", b, (b >= 1 && b <= 1048576) ? "ok" : "fail"
+			w = ""
+			n = 1 + int(rand() * 12)
+			for (j = 0; j < n; j++) w = w substr("ghijklmnpqrstuvwyz_-+.,%@#", 1 + int(rand() * 27), 1)
+			printf "inflight_limit %s fail\n", w
+		}
+	}' >/tmp/params
+	while read -r p v e; do
+		param_try "$sample" rust_percpu "$p" "$v" "$e" || { ok=fail; log "params: $p=$v not $e"; }
+		n=$((n + 1))
+	done </tmp/params
+	log "params: $n insmods with hostile parameters (seed $seed)"
+	res module_params_hostile $ok
+}
+
+# Fault injection (configurations with CONFIG_FAULT_INJECTION): failslab, fail_page_alloc and
+# fail_percpu also fail allocations that may sleep, of any order, one line per injected fault.
+# The fault points only fail for a task whose fail-nth is set (probability stays 0).
+fault_knobs() { # Y|N: Y restores the defaults
+	for f in failslab fail_page_alloc fail_percpu; do
+		echo "$1" >/sys/kernel/debug/$f/ignore-gfp-wait || return 1
+		[ "$1" = Y ] && echo 2 >/sys/kernel/debug/$f/verbose || echo 1 >/sys/kernel/debug/$f/verbose
+	done
+	echo "$1" >/sys/kernel/debug/fail_page_alloc/ignore-gfp-highmem
+	[ "$1" = Y ] && echo 1 >/sys/kernel/debug/fail_page_alloc/min-order ||
+		echo 0 >/sys/kernel/debug/fail_page_alloc/min-order
+}
+
+# The allocation failure suite: each constructor of the API with its 1st, 2nd, ... allocation
+# failed (KUnit, in a module so that it runs after fault_knobs). Its KTAP document joins the
+# boot's; each path's count of failed allocation points is logged.
+guest_faults() {
+	faults=$mods/samples/rust/rust_percpu_faults.ko
+	[ -e "$faults" ] || return 0
+	ok=pass
+	fault_knobs N || ok=fail
+	insmod "$faults" || ok=fail
+	cp /sys/kernel/debug/kunit/rust_percpu_faults/results "$out/ktap/rust_percpu_faults.ktap" ||
+		ok=fail
+	rmmod rust_percpu_faults || ok=fail
+	fault_knobs Y
+	dmesg | sed -n 's/.*rust_percpu_faults: \(.*allocation points failed.*\)/\1/p' >"$out/faults"
+	while read -r line; do log "faults: $line"; done <"$out/faults"
+	[ -s "$out/faults" ] || ok=fail
+	res fault_injection_suite_ran $ok
+}
+
+# fail_nth_write FILE VALUE N: write VALUE to FILE with the N-th fault point that the write
+# reaches made to fail (as syzkaller does). Sets FNW_RC (the write's status), FNW_INJECTED (1 if
+# the fault was injected) and FNW_ERR (the error message). Every file is opened before fail-nth
+# is set, so that only the write itself reaches fault points.
+fail_nth_write() {
+	exec 9>"$1" 8>/tmp/fnw.err 7>/proc/self/fail-nth 6</proc/self/fail-nth || return 1
+	echo "$3" >&7
+	echo "$2" >&9 2>&8
+	FNW_RC=$?
+	read -r left <&6
+	echo 0 >&7
+	exec 9>&- 8>&- 7>&- 6<&-
+	FNW_INJECTED=0
+	[ "$left" = 0 ] && FNW_INJECTED=1
+	FNW_ERR=$(cat /tmp/fnw.err)
+}
+
 guest_finish() {
 	grep -E '^ *debug_locks:' /proc/lockdep_stats >"$out/lockdep_stats" 2>/dev/null
 	dmesg >"$out/dmesg"

@@ -8,44 +8,114 @@ set -u
 boot=$1 out=$2 mods=$3
 . "$(dirname "$0")/guest-common.sh"
 
-# The KASAN + kmemleak stress (riscv64-kasan): 100 load/unload cycles of the sample, 20 of the
-# selftests, 20 more of each while CPU 2 goes offline and online in a loop, then a kmemleak scan.
-# Each result is a case; KASAN reports and kmemleak's own messages also fail the boot's verdict.
-guest_stress() {
-	ok=pass i=0
-	while [ $i -lt 100 ]; do
-		{ insmod "$sample" ops=100 && rmmod rust_percpu; } || ok=fail
-		i=$((i + 1))
-	done
-	res stress_sample_load_unload_x100 $ok
-	ok=pass i=0
-	while [ $i -lt 20 ]; do
-		{ insmod "$selftest" && rmmod rust_percpu_lockdep; } || ok=fail
-		i=$((i + 1))
-	done
-	res stress_selftest_load_unload_x20 $ok
-	cpu=/sys/devices/system/cpu/cpu2/online
-	rm -f /tmp/stop
-	(
-		n=0
-		while [ ! -e /tmp/stop ]; do
-			echo 0 >$cpu && sleep 0.2 && echo 1 >$cpu && n=$((n + 1))
-			sleep 0.2
-		done
-		echo $n >/tmp/hotplug-cycles
-	) &
-	ok=pass i=0
-	while [ $i -lt 20 ]; do
+# The stress (riscv64-kasan, under KASAN, kmemleak and lockdep): for SECONDS (xduration= on the
+# command line; make check 90, make stress DURATION=...), all at once: load/unload cycles of the
+# sample and of the selftests (their safe scenarios include the deferred allocation), every CPU
+# but 0 taken offline and online in turn, direct I/O on an rnull disk, and its statistics by
+# position, in-flight limit and power toggled live (stats_enabled flipped while it is off).
+# A line per minute; then each part's result, a kmemleak scan and the KASAN count are cases.
+guest_stress() { # SECONDS
+	end=$(($(date +%s) + $1)) minute=$(($(date +%s) + 60)) cycles=0 ok=pass
+	rm -f /tmp/stop /tmp/hotplug /tmp/io /tmp/toggles
+	stress_rnull_setup || res stress_rnull_setup fail
+	stress_hotplug &
+	stress_io &
+	stress_toggles &
+	while [ "$(date +%s)" -lt $end ]; do
 		{ insmod "$sample" ops=100 && rmmod rust_percpu; } || ok=fail
 		{ insmod "$selftest" && rmmod rust_percpu_lockdep; } || ok=fail
-		i=$((i + 1))
+		cycles=$((cycles + 1))
+		if [ "$(date +%s)" -ge $minute ]; then
+			minute=$((minute + 60))
+			log "stress: $cycles load/unload cycles, $(cat /tmp/hotplug 2>/dev/null) CPU" \
+				"transitions, $(cat /tmp/io 2>/dev/null) I/O runs, $(cat /tmp/toggles 2>/dev/null) toggles"
+		fi
 	done
 	touch /tmp/stop
 	wait
-	cycles=$(cat /tmp/hotplug-cycles 2>/dev/null || echo 0)
-	log "stress: $cycles offline/online cycles of CPU 2 during 20 load/unload cycles"
-	[ "$cycles" -gt 0 ] && [ "$(cat $cpu)" = 1 ] || ok=fail
-	res stress_load_unload_x20_during_cpu_hotplug $ok
+	stress_results
+}
+
+# rnull: a 64 MiB disk with completions in softirq (irqmode=1).
+stress_rnull_setup() {
+	mountpoint -q /sys/kernel/config || mount -t configfs none /sys/kernel/config
+	insmod "$mods/drivers/block/rnull/rnull_mod.ko" && mkdir /sys/kernel/config/rnull/stress &&
+		echo 64 >/sys/kernel/config/rnull/stress/size &&
+		echo 1 >/sys/kernel/config/rnull/stress/irqmode &&
+		echo 1 >/sys/kernel/config/rnull/stress/power
+}
+
+# Every CPU but 0 offline, then online, in turn; counts transitions in /tmp/hotplug.
+stress_hotplug() {
+	n=0
+	while [ ! -e /tmp/stop ]; do
+		for c in /sys/devices/system/cpu/cpu[1-9]*/online; do
+			echo 0 >"$c" && n=$((n + 1))
+			echo 1 >"$c" && n=$((n + 1))
+			echo $n >/tmp/hotplug
+		done
+	done
+}
+
+# Direct reads and writes of the rnull disk while it exists; counts runs in /tmp/io.
+stress_io() {
+	n=0
+	while [ ! -e /tmp/stop ]; do
+		if [ -b /dev/stress ]; then
+			dd if=/dev/stress of=/dev/null bs=4k count=64 iflag=direct 2>/dev/null &&
+				n=$((n + 1))
+			dd if=/dev/zero of=/dev/stress bs=4k count=64 oflag=direct 2>/dev/null &&
+				n=$((n + 1))
+			echo $n >/tmp/io
+		else
+			sleep 0.1
+		fi
+	done
+}
+
+# The disk's settings changed under I/O: statistics by position on and off, the in-flight limit
+# 1, 4 and 0, and every 8th round a power cycle with stats_enabled flipped while off.
+stress_toggles() {
+	d=/sys/kernel/config/rnull/stress n=0
+	while [ ! -e /tmp/stop ]; do
+		echo $((n % 2)) >$d/position_stats
+		echo 1 >$d/inflight_limit
+		sleep 0.1
+		echo 4 >$d/inflight_limit
+		sleep 0.1
+		echo 0 >$d/inflight_limit
+		if [ $((n % 8)) = 7 ]; then
+			echo 0 >$d/power
+			echo $(((n / 8) % 2)) >$d/stats_enabled
+			echo 1 >$d/power
+		fi
+		n=$((n + 1))
+		echo $n >/tmp/toggles
+	done
+}
+
+stress_results() {
+	log "stress: $cycles load/unload cycles, $(cat /tmp/hotplug) CPU transitions," \
+		"$(cat /tmp/io) I/O runs, $(cat /tmp/toggles) toggles"
+	res stress_load_unload $ok
+	ok=pass
+	[ "$(cat /tmp/hotplug 2>/dev/null || echo 0)" -gt 0 ] || ok=fail
+	for c in /sys/devices/system/cpu/cpu[1-9]*/online; do [ "$(cat "$c")" = 1 ] || ok=fail; done
+	res stress_cpu_hotplug $ok
+	ok=pass
+	d=/sys/kernel/config/rnull/stress
+	[ "$(cat /tmp/io 2>/dev/null || echo 0)" -gt 0 ] || ok=fail
+	echo 1 >$d/stats_enabled 2>/dev/null
+	echo 1 >$d/power || ok=fail
+	dd if=/dev/stress of=/dev/null bs=4k count=64 iflag=direct 2>/dev/null || ok=fail
+	# Quiet: the per-CPU sums of the statistics equal their totals.
+	for f in read_ops read_bytes write_ops write_bytes; do
+		t=$(awk -v f=$f '$1 == f { print $2 }' $d/stats)
+		c=$(awk -v f=$f '$1 ~ /^cpu[0-9]+$/ && $2 == f { s += $3 } END { print s + 0 }' $d/stats)
+		[ -n "$t" ] && [ "$t" = "$c" ] || { ok=fail; log "stress: rnull $f total $t, per-CPU $c"; }
+	done
+	echo 0 >$d/power && rmdir $d && rmmod rnull_mod || ok=fail
+	res stress_rnull_io_toggles $ok
 	# kmemleak reports objects unreferenced for 5 s or more: wait, then scan twice.
 	sleep 6
 	echo scan >/sys/kernel/debug/kmemleak
@@ -79,7 +149,10 @@ clean)
 		res possible_cpu_offline_at_boot fail
 	fi
 	guest_modules
-	! grep -q xstress=1 /proc/cmdline || guest_stress
+	if grep -q xstress=1 /proc/cmdline; then guest_params; guest_faults; fi
+	if grep -q xstress=1 /proc/cmdline; then
+		guest_stress "$(sed -n 's/.* xduration=\([0-9]*\).*/\1/p' /proc/cmdline)"
+	fi
 	;;
 detect-*)
 	guest_detect "${boot#detect-}"

@@ -21,6 +21,8 @@ vm() {
 		# probes when the CPU does not report a hypervisor and the DMI serial number names
 		# VMware (arch/x86/kernel/cpu/vmware.c; configs/matrix/x86_64.config).
 		cpus+=(--qemu-opts="-cpu max,-hypervisor -smbios type=1,serial=VMware-rust-percpu")
+		# The seed of rnull's hostile-input generator (guest.sh, rnull_fuzz).
+		[ -z "${FUZZ_SEED:-}" ] || cpus+=(--append "xseed=$FUZZ_SEED")
 	fi
 	local key
 	key=$(boot_key "$boot" "${cpus[@]}" "$@")

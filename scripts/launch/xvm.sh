@@ -64,7 +64,8 @@ xvm_initramfs() { # DEBARCH -> path of the cpio archive
 # xvm BOOT: boot the cross-built kernel, run guest-cross.sh BOOT; output in $ART/$VARIANT-BOOT,
 # laid out as vm() lays out its boots (dmesg, cases, ktap/, lockdep_stats, rc).
 # The clean boot has 4 CPUs of which 3 come online at boot (maxcpus=3), as on x86_64 (one on
-# riscv64-up); on riscv64-kasan it ends with the load/unload stress (xstress=1, guest-cross.sh).
+# riscv64-up); on riscv64-kasan it ends with the stress (xstress=1, guest-cross.sh) for
+# STRESS_SECONDS (90 by default; make stress DURATION=...).
 # The must-detect boots do not run the built-in KUnit suites (kunit.enable=0), as on x86_64.
 # log_buf_len=8M: the stress of riscv64-kasan logs more than the default 128 KiB ring buffer
 # holds, and the verdict reads the whole log (dmesg).
@@ -83,7 +84,7 @@ xvm() {
 	[ "$boot" != clean ] || { cpus=4 append=maxcpus=3; }
 	case $VARIANT in
 	*-up) cpus=1 append="${append#maxcpus=3} xup=1" ;;
-	*-kasan) [ "$boot" != clean ] || append+=" xstress=1" ;;
+	*-kasan) [ "$boot" != clean ] || append+=" xstress=1 xduration=${STRESS_SECONDS:-90}" ;;
 	esac
 	local key
 	key=$(boot_key "$boot" "$cpus" "$append")

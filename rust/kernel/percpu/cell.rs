@@ -205,7 +205,7 @@ impl<T: PerCpuCells> SharedPerCpu<T> {
     ///
     /// Returns [`E2BIG`] if `T` is larger than [`MAX_SIZE`](super::MAX_SIZE), [`EINVAL`] if its
     /// alignment is larger than [`MAX_ALIGN`](super::MAX_ALIGN) and [`ENOMEM`] if the allocation
-    /// fails.
+    /// fails, leaving nothing allocated.
     ///
     /// A `T` that implements [`Drop`] does not compile: the copies are never dropped, and
     /// updates build a zeroed `T` on the stack to find a field's offset.

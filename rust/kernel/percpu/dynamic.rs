@@ -121,7 +121,8 @@ impl<T> PerCpu<T> {
     /// Each CPU's part of the allocation holds `T` and a 4-byte flag, padded to `T`'s alignment.
     /// Returns [`E2BIG`] if that is larger than [`MAX_SIZE`] (so `T` may be at most `MAX_SIZE - 4`
     /// bytes for an alignment up to 4, less for larger alignments), [`EINVAL`] if `T`'s alignment
-    /// is larger than [`MAX_ALIGN`], and [`ENOMEM`] if the allocation fails.
+    /// is larger than [`MAX_ALIGN`], and [`ENOMEM`] if the allocation fails. The allocation comes
+    /// first: when it fails, no initialiser has run and nothing is left allocated.
     ///
     /// [`E2BIG`]: crate::error::code::E2BIG
     /// [`EINVAL`]: crate::error::code::EINVAL

@@ -79,7 +79,10 @@ impl<const N: usize> PercpuCounters<N> {
     ///
     /// Use [`new_percpu_counters!`] for a lock class per call site. Returns [`EINVAL`] if `N` is
     /// zero, and [`E2BIG`] if `N` is above [`MAX_COUNTERS`](Self::MAX_COUNTERS): the `N` per-CPU
-    /// `s32` deltas would not fit in one per-CPU allocation.
+    /// `s32` deltas would not fit in one per-CPU allocation. Fails with [`ENOMEM`] if the
+    /// per-CPU allocation fails; no counter is initialised then and nothing is left allocated.
+    ///
+    /// [`ENOMEM`]: crate::error::code::ENOMEM
     pub fn new(
         value: i64,
         flags: Flags,
