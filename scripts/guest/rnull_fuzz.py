@@ -12,7 +12,8 @@ misses. The values come from random.Random(SEED): the same seed replays the same
 1. One writer: each write is checked against what the attribute accepts (an oracle of the
    parsing in drivers/block/rnull/configfs.rs): a valid value is taken and reads back
    normalised, an invalid one fails with its error code (EINVAL, or EBUSY for a setting that
-   cannot change while powered) and changes nothing.
+   cannot change while powered; configfs itself fails an empty write with EFAULT) and changes
+   nothing.
 2. Two writers at once: every write succeeds or fails with EINVAL or EBUSY.
 Direct I/O and reads of the stats attribute run throughout. Then, quiet: the per-CPU sums of
 the statistics equal their totals; power off and removal work.
@@ -80,6 +81,8 @@ def expect(attr, b, powered):
     """(errno or 0, normalised value read back after success) for one write."""
     if attr == "stats":
         return errno.EACCES, None
+    if not b:
+        return errno.EFAULT, None  # configfs: an empty write copies nothing
     b = b[:PAGE - 1]  # configfs passes at most 4095 bytes per write
     if BUSY.get(attr) == "first" and powered:
         return errno.EBUSY, None
@@ -198,7 +201,7 @@ def concurrent_writer(d, seed, n, problems):
         got = write(f"{d}/{attr}", b)
         if attr == "stats" and not got:
             problems.append("stats: write accepted")
-        elif attr != "stats" and got not in (0, errno.EINVAL, errno.EBUSY):
+        elif attr != "stats" and got not in (0, errno.EINVAL, errno.EBUSY, errno.EFAULT):
             problems.append(f"{attr} <- {b[:40]!r}: error {got}")
 
 

@@ -12,8 +12,10 @@ VM_TIMEOUT=${VM_TIMEOUT:-600}
 # must-detect boot exercises its scenario only, and lockdep's one report per boot is its own.
 vm() {
 	local boot=$1; shift
-	local dir=$ART/$boot rc start cpus=(--cpus 2 --append kunit.enable=0)
+	local dir=$ART/$boot rc start cpus=(--cpus 2 --append kunit.enable=0) timeout=$VM_TIMEOUT
 	if [ "$boot" = clean ]; then
+		# Also the allocation failure and hostile-input tests: longer.
+		timeout=$((VM_TIMEOUT + 600))
 		cpus=(--cpus 4,maxcpus=8 --append maxcpus=3)
 		# Linux counts QEMU's hot-pluggable CPUs as possible only under a hypervisor it
 		# recognises (arch/x86/kernel/acpi/boot.c, acpi_is_processor_usable()). That is QEMU's
@@ -31,7 +33,7 @@ vm() {
 	start=$(date +%s)
 	set +e
 	# shellcheck disable=SC2046 # vm_accel_args prints zero or one word
-	timeout -k 10 "$VM_TIMEOUT" vng -r "$B/arch/x86/boot/bzImage" \
+	timeout -k 10 "$timeout" vng -r "$B/arch/x86/boot/bzImage" \
 		$(vm_accel_args) --force-9p "${cpus[@]}" --memory 2G -v \
 		--append root=/dev/root --append loglevel=7 "$@" \
 		--rwdir="$ART" -- "bash $TOP/scripts/guest/guest.sh $boot $dir $B" \
