@@ -27,7 +27,7 @@ rm -rf "$dir"
 	tail -n +1 -F "$dir/console" 2>/dev/null | grep --line-buffered -E 'guest: (stress|kmemleak|KASAN)'
 ) &
 follower=$!
-FORCE=1 STRESS_SECONDS=$DURATION XVM_TIMEOUT=$((DURATION + 1500)) xvm clean || true
+FORCE=1 STRESS_SECONDS=$DURATION xvm clean || true
 kill "$follower" 2>/dev/null || true
 verdict clean "$dir" | tee "$ART/verdict.txt"
 awk '$3 == "pass" { p++ } $3 == "fail" { f++ } $3 == "skip" { s++ }

@@ -81,7 +81,9 @@ xvm() {
 		console=ttyS0 debarch=riscv64 ;;
 	*) die "xvm: VARIANT=$VARIANT is not a cross-built kernel" ;;
 	esac
-	[ "$boot" != clean ] || { cpus=4 append=maxcpus=3; }
+	local timeout=$XVM_TIMEOUT
+	# The clean boot also runs the allocation failure and hostile-input tests, and the stress.
+	[ "$boot" != clean ] || { cpus=4 append=maxcpus=3 timeout=$((XVM_TIMEOUT + 600 + ${STRESS_SECONDS:-90})); }
 	case $VARIANT in
 	*-up) cpus=1 append="${append#maxcpus=3} xup=1" ;;
 	*-kasan) [ "$boot" != clean ] || append+=" xstress=1 xduration=${STRESS_SECONDS:-90}" ;;
@@ -93,7 +95,7 @@ xvm() {
 	rm -rf "$dir"; mkdir -p "$dir"
 	start=$(date +%s)
 	set +e
-	timeout -k 10 "$XVM_TIMEOUT" "$qemu" "${machine[@]}" -smp "$cpus" -m 2G \
+	timeout -k 10 "$timeout" "$qemu" "${machine[@]}" -smp "$cpus" -m 2G \
 		-nographic -no-reboot -kernel "$(kimage)" -initrd "$initrd" \
 		-append "console=$console loglevel=7 log_buf_len=8M panic=-1 $append xboot=$boot" \
 		-virtfs "local,path=$TOP,mount_tag=top,security_model=none,readonly=on" \
