@@ -24,7 +24,7 @@ say "stress: riscv64-kasan, $DURATION s after the clean boot's tests (console: $
 rm -rf "$dir"
 (
 	until [ -e "$dir/console" ]; do sleep 1; done
-	tail -n +1 -F "$dir/console" 2>/dev/null | grep --line-buffered -E 'guest: (stress|kmemleak|KASAN)'
+	tail -n +1 -F "$dir/console" 2>/dev/null | grep --line-buffered -E '^guest: (stress|kmemleak|KASAN)'
 ) &
 follower=$!
 FORCE=1 STRESS_SECONDS=$DURATION xvm clean || true
