@@ -84,9 +84,10 @@ SELFTEST_PARAMS="scenario:7:fail scenario:4294967296:fail scenario:-1:fail scena
 scenario::fail scenario:0x7:fail scenario:010:fail scenario:1x:fail scenario:+7:fail
 deferred_unload:3:fail deferred_unload:-1:fail deferred_unload:0x3:fail deferred_unload:y:fail"
 
-# The tables above, then SEED's random values (xseed= on the command line, 1 by default): decimal
-# numbers below 2^33 (in range or not) and words without a digit or radix prefix (refused), for
-# every parameter of the sample; long values; each checked with param_try.
+# The tables above and 3000-digit values, then SEED's random values (xseed= on the command line, 1
+# by default) for every parameter of the sample: ops below 2000 (a load runs ops operations per
+# CPU) or above the range up to 2^33, op_bytes in range or up to twice it, and words without a
+# digit or radix prefix (refused); each checked with param_try.
 guest_params() {
 	seed=1 PARAM_EXTRA=
 	for w in $(cat /proc/cmdline); do case $w in xseed=*) seed=${w#xseed=} ;; esac; done

@@ -21,11 +21,16 @@ rnull_on() {
 	[ -e "/sys/block/$name/dev" ] || return 1
 	# No merging: one request per direct I/O, so that operations can be counted exactly.
 	echo 2 >"/sys/block/$name/queue/nomerges"
-	dev=/dev/$name
+	rnull_node "$name"
+}
+# rnull_node NAME: print the block device node of the powered disk NAME (made in /tmp if devtmpfs
+# has none).
+rnull_node() {
+	local dev=/dev/$1
 	if [ ! -b "$dev" ]; then
-		dev=/tmp/$name
+		dev=/tmp/$1
 		rm -f "$dev"
-		mknod "$dev" b $(tr ':' ' ' <"/sys/block/$name/dev") || return 1
+		mknod "$dev" b $(tr ':' ' ' <"/sys/block/$1/dev") || return 1
 	fi
 	echo "$dev"
 }
@@ -364,11 +369,10 @@ rnull_faults() {
 	# then fails with EINVAL: that error is the block layer's, passed on.
 	rnull_fail_each rnull_faults_power_on rnull4 power 1 rnull4_off "rnull_set rnull4 power 0" \
 		"Cannot allocate memory|Invalid argument"
-	dev4=/dev/rnull4
-	[ -b $dev4 ] || { dev4=/tmp/rnull4; rm -f $dev4; mknod $dev4 b $(tr ':' ' ' </sys/block/rnull4/dev); }
 	rnull_fail_each rnull_faults_first_inflight_limit rnull4 inflight_limit 1 rnull4_no_limit \
 		"rnull_set rnull4 inflight_limit 0"
 	ok=pass
+	dev4=$(rnull_node rnull4) || ok=fail
 	rnull4_read $dev4 16 || ok=fail
 	# The worker's per-CPU allocation for the statistics by position: the next per-CPU
 	# allocation of any task fails, once. No process is created while that is armed (fork
