@@ -9,10 +9,14 @@
 //! completed one must give a working value, and a `DeferredPerCpuNum` must stay usable after a
 //! failed `populate()`. Each case logs how many allocation points it failed.
 //!
+//! A second suite, `rust_percpu_chunk_faults`, fails the allocations the per-CPU allocator makes
+//! itself (new chunks, pages populated) in the same way.
+//!
 //! Needs `failslab`, `fail_page_alloc` and `fail_percpu` set to fail allocations that may sleep
 //! (`ignore-gfp-wait=N`, and for `fail_page_alloc` `min-order=0` and `ignore-gfp-highmem=N`):
-//! the boot script sets them before loading the module. KUnit runs the suite when the module is
-//! loaded; the module itself does nothing.
+//! the boot script sets them before loading the module. KUnit runs the suites when the module is
+//! loaded (the boot script runs one suite per load, with `kunit.filter_glob`); the module itself
+//! does nothing.
 
 use kernel::prelude::*;
 
@@ -108,33 +112,40 @@ mod tests {
 
     /// What the injected faults of a path led to.
     #[derive(Default)]
-    struct Tally {
+    pub(crate) struct Tally {
+        /// Fault points failed.
+        pub(crate) points: u32,
         /// Attempts that failed with `ENOMEM`.
-        recovered: u32,
+        pub(crate) recovered: u32,
         /// Attempts that succeeded although a fault was injected: it hit an allocation that has
         /// a fallback.
-        absorbed: u32,
+        pub(crate) absorbed: u32,
     }
 
     impl Tally {
-        /// Ends the run of `path`, whose `n`-th attempt completed without a fault being injected:
-        /// it reached `n - 1` fault points, which are returned. Logs the line that the boot script
-        /// collects.
-        fn finish(&self, path: &str, n: u32) -> Result<u32> {
-            let points = n.saturating_sub(1);
+        /// Adds the counts of `other`.
+        pub(crate) fn add(&mut self, other: &Tally) {
+            self.points = self.points.saturating_add(other.points);
+            self.recovered = self.recovered.saturating_add(other.recovered);
+            self.absorbed = self.absorbed.saturating_add(other.absorbed);
+        }
+
+        /// Logs the line that the boot script collects for `path` and returns the number of
+        /// fault points failed.
+        pub(crate) fn report(&self, path: &str) -> Result<u32> {
             // Every path allocates: reaching no fault point means fault injection is not set up.
-            if points == 0 {
+            if self.points == 0 {
                 pr_err!("{path}: no allocation point failed: is fault injection set up?\n");
                 return Err(EINVAL);
             }
             pr_info!(
                 "{}: {} allocation points failed, {} recovered with ENOMEM, {} absorbed\n",
                 path,
-                points,
+                self.points,
                 self.recovered,
                 self.absorbed
             );
-            Ok(points)
+            Ok(self.points)
         }
     }
 
@@ -156,7 +167,7 @@ mod tests {
     }
 
     /// Returns `EINVAL`, after logging `what` failed, unless `ok`.
-    fn require(ok: bool, what: &str) -> Result {
+    pub(crate) fn require(ok: bool, what: &str) -> Result {
         if ok {
             return Ok(());
         }
@@ -182,15 +193,24 @@ mod tests {
     }
 
     /// Fails the 1st, 2nd, ... fault point that `attempt` reaches until it succeeds without a
-    /// fault being injected; returns the number of fault points failed.
+    /// fault being injected; logs and returns the number of fault points failed.
     ///
     /// Every failed attempt must return `ENOMEM` and leave no [`Tracked`] value alive. `check`
     /// exercises the value of every attempt that succeeds; none of its values may outlive it.
     fn fail_each<T>(
         path: &str,
+        attempt: impl FnMut() -> Result<T>,
+        check: impl FnMut(T) -> Result,
+    ) -> Result<u32> {
+        fail_each_tally(path, attempt, check)?.report(path)
+    }
+
+    /// [`fail_each`] without the log line: returns what the injected faults led to.
+    pub(crate) fn fail_each_tally<T>(
+        path: &str,
         mut attempt: impl FnMut() -> Result<T>,
         mut check: impl FnMut(T) -> Result,
-    ) -> Result<u32> {
+    ) -> Result<Tally> {
         // A value that an earlier case leaked has failed that case already.
         let stale = LIVE.xchg(0, Relaxed);
         if stale != 0 {
@@ -207,7 +227,8 @@ mod tests {
                     }
                     require_none_live(path, n, "after the check of attempt")?;
                     if !injected {
-                        return tally.finish(path, n);
+                        tally.points = n - 1;
+                        return Ok(tally);
                     }
                     tally.absorbed += 1;
                 }
@@ -410,7 +431,8 @@ mod tests {
                 (Ok(true), injected) => {
                     deferred_counts(&d)?;
                     if !injected {
-                        tally.finish(path, n)?;
+                        tally.points = n - 1;
+                        tally.report(path)?;
                         return Ok(());
                     }
                     tally.absorbed += 1;
@@ -422,5 +444,73 @@ mod tests {
             }
         }
         exhausted(path)
+    }
+}
+
+/// The per-CPU allocator's own allocations: pages populated for an area, and new chunks.
+///
+/// Most per-CPU allocations are carved from chunks whose pages are populated, and reach only the
+/// `fail_percpu` fault point at the allocator's entry. This suite keeps [`BLOCKS`] blocks of the
+/// largest size, more than a booted kernel's chunks have free, so that their allocations
+/// populate pages (`fail_page_alloc`) and create chunks (`failslab`, then pages), and fails each
+/// fault point of each block's allocation in turn. A suite of its own, so that the boot script
+/// can count the faults injected of each kind while it runs (`kunit.filter_glob`).
+#[kunit_tests(rust_percpu_chunk_faults)]
+mod chunk_tests {
+    use super::tests::{
+        fail_each_tally,
+        require,
+        Tally, //
+    };
+    use kernel::{
+        percpu::{
+            PerCpu,
+            MAX_SIZE, //
+        },
+        prelude::*, //
+    };
+
+    /// One CPU's value of a block: with the 4-byte flag of each [`PerCpu`] slot, the largest
+    /// per-CPU allocation.
+    type Block = [u32; MAX_SIZE / 4 - 1];
+
+    /// Blocks kept alive at once: 2 MiB per CPU, several chunks' worth on every architecture
+    /// the tests run on (the unit of a chunk is 100 to 256 KiB per CPU there).
+    const BLOCKS: usize = 64;
+
+    #[test]
+    fn percpu_chunks() -> Result {
+        let path = "percpu_chunks";
+        let mut kept = KVec::with_capacity(BLOCKS, GFP_KERNEL)?;
+        let mut total = Tally::default();
+        // Fault points inside the allocator: all but the entry's, which every attempt reaches
+        // first.
+        let mut inner = 0u32;
+        for _ in 0..BLOCKS {
+            let mut block = None;
+            let tally = fail_each_tally(
+                path,
+                || PerCpu::<Block>::new_zeroed(GFP_KERNEL),
+                |mut v| {
+                    let mut nonzero = 0u32;
+                    v.for_each_mut(|_cpu, b| {
+                        nonzero += u32::from(b.iter().any(|&x| x != 0));
+                        b[b.len() - 1] = 1;
+                    });
+                    block = Some(v);
+                    require(nonzero == 0, "a block is not zero")
+                },
+            )?;
+            inner = inner.saturating_add(tally.points.saturating_sub(1));
+            total.add(&tally);
+            kept.push(block.ok_or(EINVAL)?, GFP_KERNEL)?;
+        }
+        pr_info!(
+            "{path}: {BLOCKS} blocks of {MAX_SIZE} bytes per CPU, {inner} fault points inside the \
+             per-CPU allocator\n"
+        );
+        require(inner > 0, "no fault point inside the per-CPU allocator")?;
+        total.report(path)?;
+        Ok(())
     }
 }
