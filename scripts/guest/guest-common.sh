@@ -5,7 +5,6 @@ sample=$mods/samples/rust/rust_percpu.ko
 selftest=$mods/samples/rust/rust_percpu_lockdep.ko
 log() { echo "guest: $*"; echo "guest: $*" >/dev/kmsg; }
 res() { echo "$1 $2" >>"$out/cases"; }  # NAME pass|fail
-: >"$out/cases"
 
 # Built-in suites and doctests ran at boot; keep every KTAP document.
 guest_ktap() {
@@ -143,23 +142,56 @@ fault_knobs() { # Y|N: Y restores the defaults
 		echo 0 >/sys/kernel/debug/fail_page_alloc/min-order
 }
 
-# The allocation failure suite: each constructor of the API with its 1st, 2nd, ... allocation
-# failed (KUnit, in a module so that it runs after fault_knobs). Its KTAP document joins the
-# boot's; each path's count of failed allocation points is logged.
+# The allocation failure suites (KUnit, in a module so that they run after fault_knobs):
+# rust_percpu_faults fails each allocation of each constructor of the API in turn;
+# rust_percpu_chunk_faults those inside the per-CPU allocator (new chunks, page population).
+# Each suite's KTAP document joins the boot's; each path's count of failed allocation points
+# is logged, and so are the faults injected of each kind per suite.
 guest_faults() {
 	faults=$mods/samples/rust/rust_percpu_faults.ko
 	[ -e "$faults" ] || return 0
 	ok=pass
+	: >"$out/faults.kinds"
 	fault_knobs N || ok=fail
-	insmod "$faults" || ok=fail
-	cp /sys/kernel/debug/kunit/rust_percpu_faults/results "$out/ktap/rust_percpu_faults.ktap" ||
-		ok=fail
-	rmmod rust_percpu_faults || ok=fail
+	fault_suite rust_percpu_faults || ok=fail
+	fault_suite rust_percpu_chunk_faults || ok=fail
 	fault_knobs Y
-	dmesg | sed -n 's/.*rust_percpu_faults: \(.*allocation points failed.*\)/\1/p' >"$out/faults"
+	dmesg | sed -n -e 's/.*rust_percpu_faults: \(.*allocation points failed.*\)/\1/p' \
+		-e 's/.*rust_percpu_faults: \(.*inside the per-CPU allocator\)/\1/p' >"$out/faults"
 	while read -r line; do log "faults: $line"; done <"$out/faults"
 	[ -s "$out/faults" ] || ok=fail
 	res fault_injection_suite_ran $ok
+	# Inside the per-CPU allocator, both slab (a new chunk) and page allocations failed.
+	ok=pass
+	for f in failslab fail_page_alloc; do
+		grep -q "^rust_percpu_chunk_faults $f [1-9]" "$out/faults.kinds" || ok=fail
+	done
+	res percpu_allocator_slab_and_page_faults $ok
+}
+
+# fault_suite SUITE: run SUITE of the faults module alone (kunit.filter_glob) and copy its KTAP
+# document; log the faults injected of each kind meanwhile (the fault attributes' "times" count
+# down once per fault that fail-nth injects).
+fault_suite() {
+	r=0
+	# No newline: a charp parameter keeps it, and the glob would match nothing.
+	printf %s "$1" >/sys/module/kunit/parameters/filter_glob || return 1
+	for f in failslab fail_page_alloc fail_percpu; do
+		echo 1000000 >/sys/kernel/debug/$f/times
+	done
+	insmod "$faults" || r=1
+	cp "/sys/kernel/debug/kunit/$1/results" "$out/ktap/$1.ktap" || r=1
+	rmmod rust_percpu_faults || r=1
+	printf %s '*.*' >/sys/module/kunit/parameters/filter_glob
+	kinds=
+	for f in failslab fail_page_alloc fail_percpu; do
+		n=$((1000000 - $(cat /sys/kernel/debug/$f/times)))
+		echo 1 >/sys/kernel/debug/$f/times
+		echo "$1 $f $n" >>"$out/faults.kinds"
+		kinds="$kinds, $f $n"
+	done
+	log "faults: $1: faults injected: ${kinds#, }"
+	return $r
 }
 
 # fail_nth_write FILE VALUE N: write VALUE to FILE with the N-th fault point that the write
