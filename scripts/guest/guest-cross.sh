@@ -7,6 +7,7 @@
 set -u
 boot=$1 out=$2 mods=$3
 . "$(dirname "$0")/guest-common.sh"
+: >"$out/cases"
 
 # The stress (riscv64-kasan, under KASAN, kmemleak and lockdep): for SECONDS (xduration= on the
 # command line; make check 90, make stress DURATION=...), all at once: load/unload cycles of the
@@ -161,7 +162,17 @@ clean)
 		res possible_cpu_offline_at_boot fail
 	fi
 	guest_modules
-	if grep -q xstress=1 /proc/cmdline; then guest_params; guest_faults; fi
+	if grep -q xstress=1 /proc/cmdline; then
+		guest_params
+		guest_faults
+		# rnull's allocation failure and hostile-input cases, as on x86_64 (bash and Python
+		# from Debian, shared over 9p by scripts/launch/xvm.sh).
+		if command -v bash >/dev/null && command -v python3 >/dev/null; then
+			bash "$(dirname "$0")/rnull-failure.sh" "$out" "$mods"
+		else
+			res rnull_failure_userland fail
+		fi
+	fi
 	if grep -q xstress=1 /proc/cmdline; then
 		guest_stress "$(sed -n 's/.* xduration=\([0-9]*\).*/\1/p' /proc/cmdline)"
 	fi

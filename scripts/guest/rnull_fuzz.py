@@ -1,6 +1,7 @@
 #!/usr/bin/env python3
 # SPDX-License-Identifier: GPL-2.0
-"""Hostile input to rnull's configfs attributes, while I/O runs (x86_64 guest, guest.sh).
+"""Hostile input to rnull's configfs attributes, while I/O runs (guest.sh on x86_64,
+rnull-failure.sh on riscv64-kasan).
 
   rnull_fuzz.py CFGDIR NAME SEED WRITES
 
@@ -207,12 +208,14 @@ def concurrent_writer(d, seed, n, problems):
 
 def dd(args, to=None):
     """dd 32 x 4 KiB; to a disk through a descriptor opened without O_CREAT, so that a disk
-    powered off meanwhile fails the write instead of becoming a regular file in /dev."""
+    powered off meanwhile fails the write instead of becoming a regular file in /dev. oflag=direct
+    makes dd align its buffer as O_DIRECT requires (busybox's dd does only when told)."""
     try:
         out = os.open(f"/dev/{to}", os.O_WRONLY | os.O_DIRECT) if to else None
     except OSError:
         return False
     try:
+        args = args + ["oflag=direct"] if to else args
         r = subprocess.run(["dd", "bs=4k", "count=32", "status=none"] + args,
                            stdout=out if to else subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         return r.returncode == 0

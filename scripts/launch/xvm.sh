@@ -7,29 +7,55 @@
 
 XVM_TIMEOUT=${XVM_TIMEOUT:-900}
 
-# busybox_static DEBARCH: path of a static busybox for that Debian architecture, fetched once
-# with a private apt state (the machine's apt configuration is left alone).
+# debian_get DEBARCH DIR PACKAGE...: download the Debian (trixie) packages for that architecture
+# with a private apt state (the machine's apt configuration is left alone) and extract them into
+# DIR.
+debian_get() {
+	local arch=$1 dir=$2 A=$CACHE/apt-$1 APT mirror p
+	shift 2
+	mkdir -p "$A/lists/partial" "$A/cache/archives/partial"
+	mirror=$(awk '$1 == "URIs:" { print $2; exit }' /etc/apt/sources.list.d/debian.sources 2>/dev/null || true)
+	[ -n "$mirror" ] || mirror=http://deb.debian.org/debian
+	echo "deb $mirror trixie main" >"$A/sources.list"
+	APT=(-o "Dir::Etc::sourcelist=$A/sources.list" -o Dir::Etc::sourceparts=/nonexistent
+	     -o "Dir::State::Lists=$A/lists" -o "Dir::Cache=$A/cache" -o Debug::NoLocking=1
+	     -o "APT::Architecture=$arch" -o "APT::Architectures::=$arch")
+	say "downloading Debian $* for $arch"
+	apt-get "${APT[@]}" update -qq 2>/dev/null || die "apt-get update for $arch failed"
+	rm -f "$A"/*.deb
+	(cd "$A" && apt-get "${APT[@]}" download "${@/%/:$arch}" >/dev/null 2>&1) ||
+		die "could not download $* for $arch"
+	rm -rf "$dir" && mkdir -p "$dir"
+	for p in "$A"/*.deb; do dpkg-deb -x "$p" "$dir"; done
+}
+
+# busybox_static DEBARCH: path of a static busybox for that Debian architecture, fetched once.
 busybox_static() {
-	local arch=$1 d=$CACHE/busybox-$1 A APT mirror
+	local d=$CACHE/busybox-$1
 	if [ ! -x "$d/bin/busybox" ]; then
-		A=$CACHE/apt-$arch
-		mkdir -p "$A/lists/partial" "$A/cache/archives/partial" "$d"
-		mirror=$(awk '$1 == "URIs:" { print $2; exit }' /etc/apt/sources.list.d/debian.sources 2>/dev/null || true)
-		[ -n "$mirror" ] || mirror=http://deb.debian.org/debian
-		echo "deb $mirror trixie main" >"$A/sources.list"
-		APT=(-o "Dir::Etc::sourcelist=$A/sources.list" -o Dir::Etc::sourceparts=/nonexistent
-		     -o "Dir::State::Lists=$A/lists" -o "Dir::Cache=$A/cache" -o Debug::NoLocking=1
-		     -o "APT::Architecture=$arch" -o "APT::Architectures::=$arch")
-		say "downloading Debian busybox-static for $arch"
-		apt-get "${APT[@]}" update -qq 2>/dev/null || die "apt-get update for $arch failed"
-		(cd "$A" && apt-get "${APT[@]}" download "busybox-static:$arch" >/dev/null 2>&1) ||
-			die "could not download busybox-static:$arch"
-		rm -rf "$A/x" && dpkg-deb -x "$(ls "$A"/busybox-static_*.deb | tail -1)" "$A/x"
+		debian_get "$1" "$CACHE/apt-$1/x" busybox-static
 		mkdir -p "$d/bin"
-		cp "$(find "$A/x" -path '*bin/busybox' -type f | head -1)" "$d/bin/busybox" ||
-			die "no busybox in busybox-static:$arch"
+		cp "$(find "$CACHE/apt-$1/x" -path '*bin/busybox' -type f | head -1)" "$d/bin/busybox" ||
+			die "no busybox in busybox-static:$1"
 	fi
 	echo "$d/bin/busybox"
+}
+
+# Debian's bash and minimal Python, with what they link to: rnull's failure cases
+# (rnull-failure.sh, rnull_fuzz.py) need them in the riscv64-kasan clean boot.
+XVM_USERLAND="bash libtinfo6 libc6 python3.13-minimal libpython3.13-minimal libexpat1 zlib1g"
+
+# xvm_userland DEBARCH: a directory whose usr/ the guest mounts as its /usr, fetched once.
+xvm_userland() {
+	local d=$CACHE/userland-$1
+	if [ "$(cat "$d/.packages" 2>/dev/null)" != "$XVM_USERLAND" ]; then
+		# shellcheck disable=SC2086 # a list of package names
+		debian_get "$1" "$d" $XVM_USERLAND
+		[ -x "$d/usr/bin/bash" ] && [ -x "$d/usr/bin/python3.13" ] ||
+			die "no bash or python3.13 in the packages for $1"
+		echo "$XVM_USERLAND" >"$d/.packages"
+	fi
+	echo "$d"
 }
 
 # The initramfs: busybox and an /init that mounts the shares and runs guest-cross.sh.
@@ -37,19 +63,25 @@ xvm_initramfs() { # DEBARCH -> path of the cpio archive
 	local bb root=$B/xvm-root
 	bb=$(busybox_static "$1")
 	rm -rf "$root"; mkdir -p "$root/bin" "$root/dev" "$root/proc" "$root/sys" "$root/tmp" \
-		"$root/top" "$root/mods" "$root/out"
+		"$root/top" "$root/mods" "$root/out" "$root/usr"
+	ln -s usr/lib "$root/lib"
 	cp "$bb" "$root/bin/busybox"
 	cat >"$root/init" <<-'INIT'
 	#!/bin/busybox sh
 	/bin/busybox --install -s /bin
-	export PATH=/bin
+	export PATH=/bin:/usr/bin
 	mount -t proc proc /proc
 	mount -t sysfs sys /sys
 	mount -t devtmpfs dev /dev
+	ln -s /proc/self/fd /dev/fd
 	mount -t debugfs none /sys/kernel/debug
 	o=trans=virtio,version=9p2000.L,msize=262144
 	mount -t 9p -o "$o,ro" top /top && mount -t 9p -o "$o,ro" mods /mods &&
 		mount -t 9p -o "$o" out /out
+	# Debian's bash and Python, where the boot shares them (xvm_userland).
+	if grep -q xuserland=1 /proc/cmdline; then
+		mount -t 9p -o "$o,ro" usr /usr && ln -s /usr/bin/python3.13 /bin/python3
+	fi
 	boot=$(sed -n 's/.* xboot=\([^ ]*\).*/\1/p' /proc/cmdline)
 	sh /top/scripts/guest/guest-cross.sh "$boot" /out /mods
 	echo $? >/out/guest-rc
@@ -86,8 +118,19 @@ xvm() {
 	[ "$boot" != clean ] || { cpus=4 append=maxcpus=3 timeout=$((XVM_TIMEOUT + 600 + ${STRESS_SECONDS:-90})); }
 	case $VARIANT in
 	*-up) cpus=1 append="${append#maxcpus=3} xup=1" ;;
-	*-kasan) [ "$boot" != clean ] || append+=" xstress=1 xduration=${STRESS_SECONDS:-90}" ;;
+	*-kasan)
+		# rnull's failure cases (rnull-failure.sh) take some 10 minutes more under KASAN.
+		[ "$boot" != clean ] || {
+			append+=" xstress=1 xduration=${STRESS_SECONDS:-90} xuserland=1"
+			timeout=$((timeout + 900))
+		} ;;
 	esac
+	[ -z "${FUZZ_SEED:-}" ] || append+=" xseed=$FUZZ_SEED"
+	local usr=() ud
+	if [[ $append == *xuserland=1* ]]; then
+		ud=$(xvm_userland "$debarch") || die "no bash and Python for $debarch"
+		usr=(-virtfs "local,path=$ud/usr,mount_tag=usr,security_model=none,readonly=on")
+	fi
 	local key
 	key=$(boot_key "$boot" "$cpus" "$append")
 	boot_unchanged "$dir" "$key" && return 0
@@ -100,7 +143,7 @@ xvm() {
 		-append "console=$console loglevel=7 log_buf_len=8M panic=-1 $append xboot=$boot" \
 		-virtfs "local,path=$TOP,mount_tag=top,security_model=none,readonly=on" \
 		-virtfs "local,path=$B,mount_tag=mods,security_model=none,readonly=on" \
-		-virtfs "local,path=$dir,mount_tag=out,security_model=none" \
+		-virtfs "local,path=$dir,mount_tag=out,security_model=none" "${usr[@]}" \
 		</dev/null >"$dir/console" 2>&1
 	rc=$?
 	set -e

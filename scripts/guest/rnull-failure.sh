@@ -1,0 +1,22 @@
+#!/bin/bash
+# SPDX-License-Identifier: GPL-2.0
+# Runs inside the riscv64-kasan VM (guest-cross.sh, before the stress): rnull's allocation
+# failure and hostile-input cases of guest.sh, under KASAN and kmemleak. Its cases join the boot's.
+#   rnull-failure.sh OUTDIR MODDIR
+set -u
+out=$1 mods=$2
+. "$(dirname "$0")/guest-common.sh"
+. "$(dirname "$0")/rnull-common.sh"
+
+# Power on reaches some 390 fault points, each attempt taking seconds under KASAN: every 8th is
+# failed here (x86_64 fails each).
+export RNULL_FAULT_STRIDE=8
+# (busybox-static has no mountpoint applet)
+grep -q ' /sys/kernel/config ' /proc/mounts || mount -t configfs none /sys/kernel/config
+if ! insmod "$rnull"; then
+	res rnull_load fail
+	exit 0
+fi
+rnull_faults
+rnull_fuzz
+rnull_teardown
