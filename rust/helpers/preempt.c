@@ -29,11 +29,6 @@ __rust_helper bool rust_helper_in_task(void)
 	return in_task();
 }
 
-__rust_helper bool rust_helper_in_nmi(void)
-{
-	return in_nmi();
-}
-
 /*
  * Non-zero inside an RCU read-side critical section of preemptible RCU (on
  * PREEMPT_RT also while holding a spinlock_t); always 0 without

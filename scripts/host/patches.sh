@@ -5,6 +5,7 @@
 # each with its cover letter; check that each applies with git am to 7.3 plus the series it
 # depends on, and that all of them, in order, yield exactly the overlaid tree.
 #   BUILD_EACH=1   also build the kernel after every patch (bisectability; see README)
+#   BUILD_FROM=K   with BUILD_EACH, start the builds at the K-th patch (to resume after a fix)
 #   SIGNOFF="Name <email>"   the Signed-off-by/author identity (default: the project's)
 
 . "$(dirname "$0")/../lib.sh"
@@ -87,17 +88,36 @@ say "series: $n patches in $(ls "$OUT" | wc -l) topic series in $OUT; git am to 
 ls "$OUT" | sed 's/^/  /'
 
 if [ -n "${BUILD_EACH:-}" ]; then
+	# The x86_64 test configuration, built after each patch in series order. A patch that
+	# changes no build input (documentation, MAINTAINERS, a .kunitconfig) leaves the build
+	# as the previous patch left it. New compiler warnings fail, as upstream's W=0 would
+	# be read by a reviewer.
 	BE=$CACHE/build-each
 	mkdir -p "$BE"
+	i=0 built=0 start_all=$(date +%s)
 	for c in $(git rev-list --reverse base..series); do
+		i=$((i + 1))
+		subject=$(git log -1 --format=%s "$c")
+		[ "$i" -ge "${BUILD_FROM:-1}" ] || continue
 		git checkout -qf "$c"
-		say "building after: $(git log -1 --format=%s "$c")"
+		if ! git diff --name-only "$c^" "$c" |
+			grep -qvE '^(Documentation/|MAINTAINERS$)|\.kunitconfig$'; then
+			say "[$i/$n] $subject: no build input changed"
+			continue
+		fi
+		say "[$i/$n] building after: $subject"
 		cp "$B/.config" "$BE/.config"
 		start=$(date +%s)
 		make -s -C "$G" O="$BE" LLVM=-19 olddefconfig >/dev/null
 		make -s -C "$G" O="$BE" LLVM=-19 -j"$JOBS" vmlinux modules >"$BE/build.log" 2>&1 ||
-			{ tail -30 "$BE/build.log"; die "build fails after: $(git log -1 --format=%s "$c")"; }
-		say "  ok in $(( $(date +%s) - start ))s"
+			{ tail -30 "$BE/build.log"; die "build fails after: $subject"; }
+		if grep -q 'warning:' "$BE/build.log"; then
+			grep -B2 -A8 'warning:' "$BE/build.log" | head -60
+			die "the build warns after: $subject"
+		fi
+		built=$((built + 1))
+		say "  ok in $(( $(date +%s) - start ))s, no warning"
 	done
 	git checkout -qf series
+	say "BUILD_EACH: patches ${BUILD_FROM:-1}-$n: $built built without a warning, the others change no build input; $(( $(date +%s) - start_all ))s"
 fi
