@@ -39,7 +39,7 @@ guest_stress() { # SECONDS
 
 # rnull: a 64 MiB disk with completions in softirq (irqmode=1).
 stress_rnull_setup() {
-	mountpoint -q /sys/kernel/config || mount -t configfs none /sys/kernel/config
+	grep -q " /sys/kernel/config " /proc/mounts || mount -t configfs none /sys/kernel/config
 	insmod "$mods/drivers/block/rnull/rnull_mod.ko" && mkdir /sys/kernel/config/rnull/stress &&
 		echo 64 >/sys/kernel/config/rnull/stress/size &&
 		echo 1 >/sys/kernel/config/rnull/stress/irqmode &&
