@@ -53,11 +53,18 @@ use crate::{
 /// # Examples
 ///
 /// ```
-/// use kernel::{cpu::online_cpus, percpu::PerCpuNum, smp::on_each_cpu};
+/// use kernel::{
+///     cpu::online_cpus,
+///     smp::on_each_cpu,
+///     sync::atomic::{
+///         Atomic,
+///         Relaxed, //
+///     }, //
+/// };
 ///
-/// let hits = PerCpuNum::<u32>::new(GFP_KERNEL)?;
-/// on_each_cpu(&|| hits.inc())?;
-/// assert_eq!(hits.sum() as usize, online_cpus().count());
+/// let hits = Atomic::new(0usize);
+/// on_each_cpu(&|| hits.add(1usize, Relaxed))?;
+/// assert_eq!(hits.load(Relaxed), online_cpus().count());
 /// # Ok::<(), Error>(())
 /// ```
 pub fn on_each_cpu<F: Fn() + Sync>(f: &F) -> Result {
