@@ -452,8 +452,9 @@ mod tests {
 /// Most per-CPU allocations are carved from chunks whose pages are populated, and reach only the
 /// `fail_percpu` fault point at the allocator's entry. This suite keeps [`BLOCKS`] blocks of the
 /// largest size, more than a booted kernel's chunks have free, so that their allocations
-/// populate pages (`fail_page_alloc`) and create chunks (`failslab`, then pages), and fails each
-/// fault point of each block's allocation in turn. A suite of its own, so that the boot script
+/// populate pages (`fail_page_alloc`) and create chunks (`failslab`, then pages; unless the
+/// allocator's balance worker created the chunk first), and fails each fault point of each
+/// block's allocation in turn. A suite of its own, so that the boot script
 /// can count the faults injected of each kind while it runs (`kunit.filter_glob`).
 #[kunit_tests(rust_percpu_chunk_faults)]
 mod chunk_tests {

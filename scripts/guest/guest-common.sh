@@ -161,12 +161,12 @@ guest_faults() {
 	while read -r line; do log "faults: $line"; done <"$out/faults"
 	[ -s "$out/faults" ] || ok=fail
 	res fault_injection_suite_ran $ok
-	# Inside the per-CPU allocator, both slab (a new chunk) and page allocations failed.
-	ok=pass
-	for f in failslab fail_page_alloc; do
-		grep -q "^rust_percpu_chunk_faults $f [1-9]" "$out/faults.kinds" || ok=fail
-	done
-	res percpu_allocator_slab_and_page_faults $ok
+	# Inside the per-CPU allocator, page allocations (population) failed. Slab allocations (a new
+	# chunk) fail there too when the test task creates the chunk; the allocator's balance worker
+	# sometimes creates it first, so their count is logged, not judged.
+	ok=fail
+	grep -q "^rust_percpu_chunk_faults fail_page_alloc [1-9]" "$out/faults.kinds" && ok=pass
+	res percpu_allocator_page_faults $ok
 }
 
 # fault_suite SUITE: run SUITE of the faults module alone (kunit.filter_glob) and copy its KTAP
