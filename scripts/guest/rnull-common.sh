@@ -113,7 +113,7 @@ rnull_faults() {
 
 # rnull5: hostile input to every configfs attribute while I/O runs (scripts/guest/rnull_fuzz.py),
 # from a seeded generator: the seed is xseed= on the kernel command line (make check
-# FUZZ_SEED=N), 1 by default.
+# FUZZ_SEED=N), 1 by default; RNULL_FUZZ_WRITES checked writes (3000 by default).
 rnull_fuzz() {
 	local seed=1 line n=0
 	for line in $(cat /proc/cmdline); do [[ $line == xseed=* ]] && seed=${line#xseed=}; done
@@ -123,7 +123,7 @@ rnull_fuzz() {
 		log\ *) log "${line#log }" ;;
 		*) log "rnull fuzz: $line" ;; # a traceback, for instance
 		esac
-	done < <(python3 "$(dirname "$0")/rnull_fuzz.py" "$CFG" rnull5 "$seed" 3000 2>&1)
+	done < <(python3 "$(dirname "$0")/rnull_fuzz.py" "$CFG" rnull5 "$seed" "${RNULL_FUZZ_WRITES:-3000}" 2>&1)
 	[ $n = 4 ] || res rnull_fuzz_complete fail
 }
 
