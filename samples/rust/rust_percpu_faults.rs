@@ -160,7 +160,7 @@ mod tests {
     }
 
     /// Returns how many fault points a path may reach before the test gives up on it.
-    fn point_budget() -> u32 {
+    pub(crate) fn point_budget() -> u32 {
         possible_count()
             .saturating_mul(8)
             .saturating_add(EXTRA_POINTS)
@@ -460,6 +460,7 @@ mod tests {
 mod chunk_tests {
     use super::tests::{
         fail_each_tally,
+        point_budget,
         require,
         Tally, //
     };
@@ -487,6 +488,8 @@ mod chunk_tests {
         // Fault points inside the allocator: all but the entry's, which every attempt reaches
         // first.
         let mut inner = 0u32;
+        // The most fault points one block's allocation reached, against the test's limit.
+        let mut most = 0u32;
         for _ in 0..BLOCKS {
             let mut block = None;
             let tally = fail_each_tally(
@@ -503,12 +506,14 @@ mod chunk_tests {
                 },
             )?;
             inner = inner.saturating_add(tally.points.saturating_sub(1));
+            most = most.max(tally.points);
             total.add(&tally);
             kept.push(block.ok_or(EINVAL)?, GFP_KERNEL)?;
         }
         pr_info!(
             "{path}: {BLOCKS} blocks of {MAX_SIZE} bytes per CPU, {inner} fault points inside the \
-             per-CPU allocator\n"
+             per-CPU allocator, at most {most} for one block (limit {})\n",
+            point_budget()
         );
         require(inner > 0, "no fault point inside the per-CPU allocator")?;
         total.report(path)?;

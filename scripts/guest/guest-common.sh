@@ -157,7 +157,7 @@ guest_faults() {
 	fault_suite rust_percpu_chunk_faults || ok=fail
 	fault_knobs Y
 	dmesg | sed -n -e 's/.*rust_percpu_faults: \(.*allocation points failed.*\)/\1/p' \
-		-e 's/.*rust_percpu_faults: \(.*inside the per-CPU allocator\)/\1/p' >"$out/faults"
+		-e 's/.*rust_percpu_faults: \(.*inside the per-CPU allocator.*\)/\1/p' >"$out/faults"
 	while read -r line; do log "faults: $line"; done <"$out/faults"
 	[ -s "$out/faults" ] || ok=fail
 	res fault_injection_suite_ran $ok

@@ -122,8 +122,9 @@ xvm() {
 		# rnull's failure cases (rnull-failure.sh) take some 10 minutes more under KASAN.
 		[ "$boot" != clean ] || {
 			append+=" xstress=1 xduration=${STRESS_SECONDS:-90} xuserland=1"
-			# CPU hotplug in the stress only for make stress (guest-cross.sh says why).
-			[ -z "${STRESS_SECONDS:-}" ] || append+=" xhotplug=1"
+			# make stress: CPU hotplug in the stress (guest-cross.sh says why only there), and
+			# each of rnull's power-on fault points failed, not every 8th (rnull-failure.sh).
+			[ -z "${STRESS_SECONDS:-}" ] || append+=" xhotplug=1 xstride=1"
 			timeout=$((timeout + 900))
 		} ;;
 	esac
