@@ -22,7 +22,8 @@ debug)
 	;;
 prod)
 	B=${B:-$CACHE/build-prod}
-	FRAGMENTS=("$TOP/configs/vng.config" "$TOP"/configs/prod/*.config "$TOP/configs/arch/x86_64.config")
+	FRAGMENTS=("$TOP/configs/vng.config" "$TOP/configs/slim.config" "$TOP"/configs/prod/*.config
+		"$TOP/configs/arch/x86_64.config")
 	;;
 arm64-rt | riscv64-kasan | riscv64-up)
 	B=${B:-$CACHE/build-$VARIANT}
