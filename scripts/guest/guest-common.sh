@@ -5,6 +5,13 @@ sample=$mods/samples/rust/rust_percpu.ko
 selftest=$mods/samples/rust/rust_percpu_lockdep.ko
 log() { echo "guest: $*"; echo "guest: $*" >/dev/kmsg; }
 res() { echo "$1 $2" >>"$out/cases"; }  # NAME pass|fail
+# xparam NAME: the value of NAME= on the kernel command line, or nothing. The launchers pass
+# the boot's test parameters there (xseed, xstride, xstress, xduration, xup).
+xparam() {
+	for w in $(cat /proc/cmdline); do
+		case $w in "$1"=*) echo "${w#*=}"; return 0 ;; esac
+	done
+}
 
 # Built-in suites and doctests ran at boot; keep every KTAP document.
 guest_ktap() {
@@ -88,8 +95,8 @@ deferred_unload:3:fail deferred_unload:-1:fail deferred_unload:0x3:fail deferred
 # CPU) or above the range up to 2^33, op_bytes in range or up to twice it, and words without a
 # digit or radix prefix (refused); each checked with param_try.
 guest_params() {
-	seed=1 PARAM_EXTRA=
-	for w in $(cat /proc/cmdline); do case $w in xseed=*) seed=${w#xseed=} ;; esac; done
+	seed=$(xparam xseed) PARAM_EXTRA=
+	seed=${seed:-1}
 	ok=pass n=0
 	long=$(awk 'BEGIN { while (i++ < 3000) printf "9" }')
 	for t in $SAMPLE_PARAMS ops:$long:fail "inflight_limit:$long:fail"; do

@@ -146,7 +146,7 @@ clean)
 	guest_ktap
 	p=$(cat /sys/devices/system/cpu/possible) o=$(cat /sys/devices/system/cpu/online)
 	log "possible CPUs $p, online $o"
-	if grep -q xup=1 /proc/cmdline; then
+	if [ "$(xparam xup)" = 1 ]; then
 		# riscv64-up: one CPU, and no hotplug.
 		if [ "$p" = 0 ] && [ "$o" = 0 ]; then
 			res uniprocessor_one_cpu pass
@@ -161,7 +161,7 @@ clean)
 		res possible_cpu_offline_at_boot fail
 	fi
 	guest_modules
-	if grep -q xstress=1 /proc/cmdline; then
+	if [ "$(xparam xstress)" = 1 ]; then
 		guest_params
 		guest_faults
 		# rnull's allocation failure and hostile-input cases, as on x86_64 (bash and Python
@@ -172,8 +172,8 @@ clean)
 			res rnull_failure_userland fail
 		fi
 	fi
-	if grep -q xstress=1 /proc/cmdline; then
-		guest_stress "$(sed -n 's/.* xduration=\([0-9]*\).*/\1/p' /proc/cmdline)"
+	if [ "$(xparam xstress)" = 1 ]; then
+		guest_stress "$(xparam xduration)"
 	fi
 	;;
 detect-*)

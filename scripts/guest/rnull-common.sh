@@ -115,8 +115,9 @@ rnull_faults() {
 # from a seeded generator: the seed is xseed= on the kernel command line (make check
 # FUZZ_SEED=N), 1 by default; RNULL_FUZZ_WRITES checked writes (3000 by default).
 rnull_fuzz() {
-	local seed=1 line n=0
-	for line in $(cat /proc/cmdline); do [[ $line == xseed=* ]] && seed=${line#xseed=}; done
+	local seed line n=0
+	seed=$(xparam xseed)
+	seed=${seed:-1}
 	while read -r line; do
 		case $line in
 		case\ *) res ${line#case }; n=$((n + 1)) ;;

@@ -11,7 +11,7 @@ out=$1 mods=$2
 # Power on reaches some 760 fault points here (KASAN's and kmemleak's own allocations too), each
 # attempt taking seconds: make check fails every 8th (x86_64 fails each of its some 390), make
 # stress each (xstride=1 on the command line, scripts/launch/xvm.sh).
-stride=$(sed -n 's/.* xstride=\([0-9]*\).*/\1/p' /proc/cmdline)
+stride=$(xparam xstride)
 export RNULL_FAULT_STRIDE=${stride:-8}
 # Python runs slowly there too: 600 checked writes and 2 x 150 concurrent (x86_64: 3000).
 export RNULL_FUZZ_WRITES=600
