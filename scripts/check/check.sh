@@ -57,27 +57,6 @@ config_done() {
 	mkdir -p "$CACHE/timings"
 	echo "${ctime[$CONFIG]}" >"$CACHE/timings/$CONFIG"
 }
-# The kernels of the later configurations are built behind the earlier configurations' boots,
-# which leave a core mostly idle, at the lowest priority and one after another
-# (scripts/host/build.sh: PREBUILD=1); each configuration then finds its kernel built, or waits
-# for it. The source tree must be in place first: after x86_64's build, or at once without it.
-export RUN_ID="$$-$(date +%s)"
-prebuild_pid=
-prebuild() {
-	[ -z "${NOBUILD:-}" ] || return 0
-	local v vs=()
-	for v in prod arm64-rt riscv64-kasan riscv64-up; do in_matrix $v && vs+=("$v"); done
-	[ ${#vs[@]} -gt 0 ] || return 0
-	say "building behind the boots: ${vs[*]} (log: $ART/prebuild.log)"
-	# Its own process group (setsid), so that an interrupted make check stops it whole.
-	# shellcheck disable=SC2016
-	setsid nice -n 19 bash -c 'for v in "${@:2}"; do B= VARIANT=$v PREBUILD=1 "$1" || true; done' \
-		prebuild "$TOP/scripts/host/build.sh" "${vs[@]}" >"$ART/prebuild.log" 2>&1 &
-	prebuild_pid=$!
-}
-trap '[ -z "$prebuild_pid" ] || kill -- "-$prebuild_pid" 2>/dev/null || true' EXIT
-in_matrix x86_64 || prebuild
-
 x86_boots=${BOOTS:-clean detect-1 detect-2 detect-3 detect-4 detect-5 detect-6 detect-rnull}
 cross_boots=${BOOTS:-clean detect-1 detect-2 detect-3 detect-4 detect-5 detect-6}
 
@@ -92,7 +71,6 @@ if in_matrix x86_64; then
 		case_result build x86_64 fail "no kernel in $B"
 	fi
 	ktap_end
-	prebuild
 	if [ -f "$B/arch/x86/boot/bzImage" ]; then
 		"$TOP/scripts/check/disasm-check.sh" >"$ART/disasm.txt" 2>&1 || true
 		cat "$ART/disasm.txt"

@@ -16,27 +16,18 @@
 "$TOP/scripts/host/overlay.sh"
 mkdir -p "$B"
 
-# One build per tree at a time. make check builds the later configurations' kernels behind the
-# earlier ones' boots (PREBUILD=1, scripts/check/check.sh); a configuration whose kernel is
-# still being built that way waits here for it.
-progress() { # START WHO: a line on how far the build in $B/build.log got
+# One build per tree at a time (make check and make stress, say): a second one waits here.
+progress() { # START: a line on how far the build in $B/build.log got
 	local step
 	step=$(grep -E '^  [A-Z]' "$B/build.log" 2>/dev/null | tail -1 | sed 's/^ *//' || true)
-	say "  build $VARIANT$2: $(( $(date +%s) - $1 ))s, $(grep -cE '^  [A-Z]' "$B/build.log" 2>/dev/null || true) steps, at: ${step:-configuring}"
+	say "  build $VARIANT: $(( $(date +%s) - $1 ))s, $(grep -cE '^  [A-Z]' "$B/build.log" 2>/dev/null || true) steps, at: ${step:-configuring}"
 }
 exec 9>"$B.lock"
 if ! flock -n 9; then
-	say "waiting for the build of $VARIANT running behind the boots (log: $B/build.log)"
+	say "waiting for another build in $B (log: $B/build.log)"
 	waited=$(date +%s)
-	until flock -w 30 9; do progress "$waited" " (behind the boots, waited)"; done
+	until flock -w 30 9; do progress "$waited"; done
 fi
-if [ -z "${PREBUILD:-}" ] && [ -n "${RUN_ID:-}" ] && [ -f "$B/.prebuilt" ] &&
-	[ "$(head -1 "$B/.prebuilt")" = "$RUN_ID" ]; then
-	say "built behind the boots in $(sed -n 2p "$B/.prebuilt")s (log: $B/build.log)"
-	rm -f "$B/.prebuilt"
-	exit 0
-fi
-rm -f "$B/.prebuilt"
 
 # Configure only when the fragments, the tree or the toolchain changed.
 key=$( (cat "${FRAGMENTS[@]}"; cat "$S/.pristine"; rustc --version; clang-19 --version | head -1) | sha256sum)
@@ -91,7 +82,7 @@ else
 	while kill -0 "$pid" 2>/dev/null; do
 		for _ in $(seq 30); do kill -0 "$pid" 2>/dev/null && sleep 1; done
 		kill -0 "$pid" 2>/dev/null || break
-		progress "$start" ""
+		progress "$start"
 	done
 	set +e
 	wait "$pid"
@@ -100,5 +91,3 @@ else
 fi
 [ "$rc" = 0 ] || { grep -E 'error|Error' "$B/build.log" | tail -20 >&2; die "kernel build failed"; }
 say "build done in $(( $(date +%s) - start ))s"
-# The configuration's own call of this script (same RUN_ID) finds the kernel built.
-[ -z "${PREBUILD:-}" ] || [ -z "${RUN_ID:-}" ] || printf '%s\n%s\n' "$RUN_ID" "$(( $(date +%s) - start ))" >"$B/.prebuilt"
