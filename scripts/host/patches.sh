@@ -13,26 +13,43 @@
 "$TOP/scripts/host/fetch-source.sh"
 "$TOP/scripts/host/overlay.sh"
 PR=$(readlink -f "$CACHE/pristine")
-G=$CACHE/series-git
 OUT=$TOP/out/patches
 SIGNOFF=${SIGNOFF:-Rust per-CPU developers <rust-percpu@example.org>}
 export GIT_AUTHOR_NAME=${SIGNOFF% <*} GIT_AUTHOR_EMAIL=${SIGNOFF##*<}
 GIT_AUTHOR_EMAIL=${GIT_AUTHOR_EMAIL%>}
 export GIT_COMMITTER_NAME=$GIT_AUTHOR_NAME GIT_COMMITTER_EMAIL=$GIT_AUTHOR_EMAIL
 export GIT_AUTHOR_DATE="2026-01-01T00:00:00Z" GIT_COMMITTER_DATE="2026-01-01T00:00:00Z"
-git() { command git -C "$G" -c core.autocrlf=false -c advice.detachedHead=false "$@"; }
+# (core.abbrev: the same blob ids in the patches whatever the repository's size)
+git() { command git -C "$G" -c core.autocrlf=false -c core.abbrev=12 -c advice.detachedHead=false "$@"; }
 
-if [ "$(cat "$G/.git/pristine" 2>/dev/null)" != "$PR" ]; then
-	say "creating a git repository of the pristine tree in $G (once; about a minute)"
+# The repository the series is committed to and applied in: the pristine files the series
+# changes, which is all that git am and git format-patch read (a second or so to create), or,
+# for BUILD_EACH, the whole pristine tree (about a minute, once).
+if [ -n "${BUILD_EACH:-}" ]; then
+	G=$CACHE/series-git-full
+	base="$PR (whole tree)"
+else
+	G=$CACHE/series-git
+	# (.gitattributes: the diff drivers that name a hunk's function in its header)
+	changed=$(echo .gitattributes
+		while read -r f; do [ ! -f "$PR/$f" ] || echo "$f"; done <"$S/.overlay-manifest")
+	base="$PR (the files the series changes: $(echo "$changed" | sha256sum | cut -c1-16))"
+fi
+if [ "$(cat "$G/.git/pristine" 2>/dev/null)" != "$base" ]; then
+	say "creating a git repository of $base in $G"
 	rm -rf "$G"; mkdir -p "$G"
-	cp -a "$PR/." "$G/"
+	if [ -n "${BUILD_EACH:-}" ]; then
+		cp -a "$PR/." "$G/"
+	else
+		(cd "$PR" && echo "$changed" | cpio -pdm --quiet "$G")
+	fi
 	git init -q
 	# Debian's .gitignore ignores the whole top level.
 	rm -f "$G/.gitignore"
 	git add -A
 	git commit -qm "Linux $(make -s -C "$PR" kernelversion 2>/dev/null || echo 7.3)"
 	git tag -f base >/dev/null
-	echo "$PR" >"$G/.git/pristine"
+	echo "$base" >"$G/.git/pristine"
 fi
 git checkout -qf -B series base
 git clean -qfdx
