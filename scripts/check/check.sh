@@ -38,7 +38,7 @@ nconf=$(echo $MATRIX | wc -w) iconf=0
 declare -A WHAT=([x86_64]="build, disassembly, compile-fail, 8 boots, kunit.py" [prod]="build, 3 bench boots"
 	[arm64-rt]="build, disassembly, 7 boots" [riscv64-kasan]="build, disassembly, 7 boots"
 	[riscv64-up]="build, disassembly, 7 boots" [lint]="clippy build, rustdoc, htmldocs, series")
-declare -A FRESH=([x86_64]=25 [prod]=18 [arm64-rt]=21 [riscv64-kasan]=28 [riscv64-up]=14 [lint]=6)
+declare -A FRESH=([x86_64]=24 [prod]=15 [arm64-rt]=13 [riscv64-kasan]=23 [riscv64-up]=11 [lint]=4)
 config_begin() { # CONFIG STEPS...: the KTAP documents the configuration must leave
 	export CONFIG=$1
 	shift
