@@ -153,9 +153,21 @@ xvm() {
 	initrd=$(xvm_initramfs "$debarch")
 	rm -rf "$dir"; mkdir -p "$dir"
 	start=$(date +%s)
+	# A boot about to time out has each vCPU's registers written to $dir/cpus through QEMU's
+	# monitor (scripts/monitor.py): a hang then shows where each CPU was, in the kernel or in the
+	# firmware. The socket is outside the directory the guest shares.
+	local mon watchdog
+	mon=$(mktemp -u /tmp/xvm-monitor.XXXXXX)
+	(
+		t=0
+		while [ $t -lt $((timeout - 15)) ]; do sleep 5; t=$((t + 5)); done
+		python3 "$TOP/scripts/monitor.py" "$mon" "info registers -a" >"$dir/cpus" 2>&1
+	) </dev/null >/dev/null 2>&1 &
+	watchdog=$!
 	set +e
 	timeout -k 10 "$timeout" "$qemu" "${machine[@]}" -smp "$cpus" -m 2G \
-		-nographic -no-reboot -kernel "$(kimage)" -initrd "$initrd" \
+		-nographic -no-reboot -monitor "unix:$mon,server=on,wait=off" \
+		-kernel "$(kimage)" -initrd "$initrd" \
 		-append "console=$console loglevel=7 log_buf_len=8M panic=-1 $append xboot=$boot" \
 		-virtfs "local,path=$TOP,mount_tag=top,security_model=none,readonly=on" \
 		-virtfs "local,path=$B,mount_tag=mods,security_model=none,readonly=on" \
@@ -163,6 +175,8 @@ xvm() {
 		</dev/null >"$dir/console" 2>&1
 	rc=$?
 	set -e
+	kill "$watchdog" 2>/dev/null
+	rm -f "$mon"
 	# The guest's own verdict: the guest script ran to its end.
 	[ "$rc" != 0 ] || [ "$(cat "$dir/guest-rc" 2>/dev/null)" = 0 ] || rc=1
 	boot_result "$dir" "$rc" "$start" "$VARIANT $boot (tcg)"
