@@ -105,6 +105,28 @@ xvm_initramfs() { # DEBARCH -> path of the cpio archive
 	echo "$B/xvm-initramfs.cpio"
 }
 
+# xvm_watchdog DIR MONITOR TIMEOUT: a boot about to time out, or whose console (DIR/console) has
+# been silent for XVM_SILENCE seconds, has each vCPU's registers written to DIR/cpus through
+# QEMU's monitor socket (scripts/monitor.py): a hang then shows where each CPU was, in the kernel
+# or in the firmware. A silent boot is then stopped (DIR/silent: the seconds of silence) rather
+# than left to its timeout. The quietest stretch of a boot that works is riscv64-kasan's Python
+# fuzzing of rnull, some 140 s here.
+XVM_SILENCE=${XVM_SILENCE:-600}
+xvm_watchdog() {
+	local dir=$1 mon=$2 timeout=$3 t=0 quiet=0 size=0 now
+	while [ $t -lt $((timeout - 15)) ] && [ $quiet -lt "$XVM_SILENCE" ]; do
+		sleep 5
+		t=$((t + 5))
+		now=$(stat -c %s "$dir/console" 2>/dev/null || echo 0)
+		if [ "$now" = "$size" ]; then quiet=$((quiet + 5)); else quiet=0 size=$now; fi
+	done
+	python3 "$TOP/scripts/monitor.py" "$mon" "info registers -a" >"$dir/cpus" 2>&1 || :
+	if [ $quiet -ge "$XVM_SILENCE" ]; then
+		echo $quiet >"$dir/silent"
+		python3 "$TOP/scripts/monitor.py" "$mon" quit || :
+	fi
+}
+
 # xvm BOOT: boot the cross-built kernel, run guest-cross.sh BOOT; output in $ART/$VARIANT-BOOT,
 # laid out as vm() lays out its boots (dmesg, cases, ktap/, lockdep_stats, rc).
 # The clean boot has 4 CPUs of which 3 come online at boot (maxcpus=3), as on x86_64 (one on
@@ -153,16 +175,9 @@ xvm() {
 	initrd=$(xvm_initramfs "$debarch")
 	rm -rf "$dir"; mkdir -p "$dir"
 	start=$(date +%s)
-	# A boot about to time out has each vCPU's registers written to $dir/cpus through QEMU's
-	# monitor (scripts/monitor.py): a hang then shows where each CPU was, in the kernel or in the
-	# firmware. The socket is outside the directory the guest shares.
 	local mon watchdog
 	mon=$(mktemp -u /tmp/xvm-monitor.XXXXXX)
-	(
-		t=0
-		while [ $t -lt $((timeout - 15)) ]; do sleep 5; t=$((t + 5)); done
-		python3 "$TOP/scripts/monitor.py" "$mon" "info registers -a" >"$dir/cpus" 2>&1
-	) </dev/null >/dev/null 2>&1 &
+	xvm_watchdog "$dir" "$mon" "$timeout" </dev/null >/dev/null 2>&1 &
 	watchdog=$!
 	set +e
 	timeout -k 10 "$timeout" "$qemu" "${machine[@]}" -smp "$cpus" -m 2G \
@@ -177,6 +192,8 @@ xvm() {
 	set -e
 	kill "$watchdog" 2>/dev/null
 	rm -f "$mon"
+	[ ! -e "$dir/silent" ] ||
+		say "boot $boot: no console output for $(cat "$dir/silent") s, stopped; registers in $dir/cpus"
 	# The guest's own verdict: the guest script ran to its end.
 	[ "$rc" != 0 ] || [ "$(cat "$dir/guest-rc" 2>/dev/null)" = 0 ] || rc=1
 	boot_result "$dir" "$rc" "$start" "$VARIANT $boot (tcg)"
