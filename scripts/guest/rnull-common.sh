@@ -58,7 +58,10 @@ rnull_fail_each() {
 	fi
 	res "$case" $ok
 }
-rnull4_off() { [ "$(cat "$CFG/rnull4/power")" = 0 ] && [ ! -e /sys/block/rnull4 ]; }
+rnull4_off() {
+	local p
+	read -r p <"$CFG/rnull4/power" && [ "$p" = 0 ] && [ ! -e /sys/block/rnull4 ]
+}
 rnull4_no_limit() {
 	[ "$(cat "$CFG/rnull4/inflight_limit")" = 0 ] && [ "$(rnull_stat rnull4 inflight_limit)" = 0 ]
 }
