@@ -5,8 +5,9 @@
     monitor.py SOCKET COMMAND...
 
 The cross-architecture boots (scripts/launch/xvm.sh) give QEMU such a socket; a boot that is
-about to time out has each vCPU's registers dumped through it (`info registers -a`), so that a
-hang shows where each CPU was: in the kernel, or in the firmware.
+about to time out, or whose console has been silent too long, has each vCPU's registers dumped
+through it (`info registers -a`), so that a hang shows where each CPU was: in the kernel, or in
+the firmware. A silent boot is then ended with `quit`.
 """
 
 import socket
