@@ -72,29 +72,16 @@ if in_matrix x86_64; then
 	fi
 	ktap_end
 	if [ -f "$B/arch/x86/boot/bzImage" ]; then
-		# The clean boot, the longest, runs beside the other steps: it keeps about one of the
-		# two cores busy, the steps and the must-detect boots (one at a time) the other.
-		clean_pid=
-		if [ -z "${NOBOOT:-}" ] && [[ " $x86_boots " == *" clean "* ]]; then
-			vm clean 2>"$ART/x86_64-clean.log" &
-			clean_pid=$!
-		fi
 		"$TOP/scripts/check/disasm-check.sh" >"$ART/disasm.txt" 2>&1 || true
 		cat "$ART/disasm.txt"
 		# Compile-fail cases: each "does not compile" claim, and a control that must build.
 		"$TOP/scripts/check/compile-fail.sh" >"$ART/compile-fail.txt" 2>&1 || true
 		for boot in $x86_boots; do
-			[ -n "${NOBOOT:-}" ] || [ "$boot" = clean ] || vm "$boot"
+			[ -n "${NOBOOT:-}" ] || vm "$boot"
+			verdict "$boot" "$ART/$boot"
 		done
 		# The kunit.py path of the README: its config step and its exec on this kernel.
 		"$TOP/scripts/check/kunit-py.sh" || true
-		if [ -n "$clean_pid" ]; then
-			wait "$clean_pid" || true
-			cat "$ART/x86_64-clean.log" >&2
-		fi
-		for boot in $x86_boots; do
-			verdict "$boot" "$ART/$boot"
-		done
 	fi
 	config_done
 fi
