@@ -42,11 +42,11 @@ busybox_static() {
 }
 
 # Debian's bash and minimal Python, with what they link to: rnull's failure cases
-# (rnull-failure.sh, rnull_fuzz.py) need them in the riscv64-kasan clean boot. And kmod's insmod:
-# busybox's loads a module a second time (init_module after finit_module) whenever the kernel
-# refuses it, which doubled the cost of the hostile module parameters there.
+# (rnull-failure.sh, rnull_fuzz.py) need them in the riscv64-kasan clean boot. And kmod, for the
+# hostile module parameters there (guest-cross.sh): busybox's insmod loads a module a second time
+# (init_module after finit_module) whenever the kernel refuses it.
 XVM_USERLAND="bash libtinfo6 libc6 python3.13-minimal libpython3.13-minimal libexpat1 zlib1g
-kmod libkmod2 libssl3t64"
+kmod libkmod2 libssl3t64 libzstd1"
 
 # xvm_userland DEBARCH: a directory whose usr/ the guest mounts as its /usr, fetched once.
 xvm_userland() {
@@ -93,10 +93,9 @@ xvm_initramfs() { # DEBARCH -> path of the cpio archive
 	o=trans=virtio,version=9p2000.L,msize=262144
 	mount -t 9p -o "$o,ro" top /top && mount -t 9p -o "$o,ro" mods /mods &&
 		mount -t 9p -o "$o" out /out
-	# Debian's bash, Python and kmod's insmod, where the boot shares them (xvm_userland).
+	# Debian's bash, Python and kmod, where the boot shares them (xvm_userland).
 	if grep -q xuserland=1 /proc/cmdline; then
-		mount -t 9p -o "$o,ro" usr /usr && ln -s /usr/bin/python3.13 /bin/python3 &&
-			ln -sf /usr/bin/kmod /bin/insmod
+		mount -t 9p -o "$o,ro" usr /usr && ln -s /usr/bin/python3.13 /bin/python3
 	fi
 	boot=$(sed -n 's/.* xboot=\([^ ]*\).*/\1/p' /proc/cmdline)
 	sh /top/scripts/guest/guest-cross.sh "$boot" /out /mods
