@@ -1,9 +1,12 @@
 # SPDX-License-Identifier: GPL-2.0
-# Boot helper for the cross-built kernels (VARIANT=arm64-rt|riscv64-kasan|riscv64-up); sourced
-# after lib.sh.
+# Boot helper for the cross-built kernels (VARIANT=arm64-rt|riscv64-kasan|riscv64-up), and for
+# x86_64's must-detect boots of the selftests (VARIANT=debug); sourced after lib.sh.
 # virtme-ng runs the host's (x86_64) programs in the guest, so these boots use QEMU directly:
 # an initramfs with Debian's static busybox for the guest architecture, the checkout and the
-# build tree shared read-only over 9p, and an output directory shared read-write.
+# build tree shared read-only over 9p, and an output directory shared read-write. x86_64's test
+# kernel has no initramfs support (virtme-ng does not need it): it mounts the same tree as its
+# root over 9p. A must-detect boot needs no program of the host, and booted this way it skips
+# virtme-ng-init's systemd-tmpfiles and udev coldplug, some 15 s of each boot under TCG.
 
 XVM_TIMEOUT=${XVM_TIMEOUT:-900}
 
@@ -74,7 +77,7 @@ xvm_opensbi() {
 }
 
 # The initramfs: busybox and an /init that mounts the shares and runs guest-cross.sh.
-xvm_initramfs() { # DEBARCH -> path of the cpio archive
+xvm_initramfs() { # DEBARCH -> path of the cpio archive (amd64: of the root directory)
 	local bb root=$B/xvm-root
 	bb=$(busybox_static "$1")
 	rm -rf "$root"; mkdir -p "$root/bin" "$root/dev" "$root/proc" "$root/sys" "$root/tmp" \
@@ -104,6 +107,7 @@ xvm_initramfs() { # DEBARCH -> path of the cpio archive
 	poweroff -f
 	INIT
 	chmod +x "$root/init"
+	[ "$1" = amd64 ] && { echo "$root"; return; }
 	(cd "$root" && find . | cpio -o -H newc --quiet) >"$B/xvm-initramfs.cpio"
 	echo "$B/xvm-initramfs.cpio"
 }
@@ -140,8 +144,14 @@ xvm_watchdog() {
 # holds, and the verdict reads the whole log (dmesg).
 xvm() {
 	local boot=$1 dir=$ART/$VARIANT-$1 rc start initrd cpus=2 append=kunit.enable=0
-	local qemu machine console debarch fw
+	local qemu machine console debarch fw label=$VARIANT accel=tcg
 	case $VARIANT in
+	debug)
+		# x86_64: the must-detect boots of the selftests, laid out as vm()'s ($ART/BOOT).
+		[[ $boot == detect-[0-9]* ]] || die "xvm: x86_64 boots $boot with virtme-ng (vm)"
+		accel=$(vm_accel) dir=$ART/$boot label=x86_64
+		qemu=qemu-system-x86_64 machine=(-M "pc,accel=$accel" -cpu max)
+		console=ttyS0 debarch=amd64 ;;
 	arm64*)
 		qemu=qemu-system-aarch64 machine=(-M virt -cpu max,pauth-impdef=on)
 		console=ttyAMA0 debarch=arm64 ;;
@@ -176,6 +186,13 @@ xvm() {
 	key=$(boot_key "$boot" "$cpus" "$append")
 	boot_unchanged "$dir" "$key" && return 0
 	initrd=$(xvm_initramfs "$debarch")
+	local boot_args=(-initrd "$initrd") root_args=
+	if [ "$debarch" = amd64 ]; then
+		# The root over 9p, writable: /init installs busybox's links in /bin.
+		boot_args=(-fsdev "local,id=root,path=$initrd,security_model=none"
+			-device virtio-9p-pci,fsdev=root,mount_tag=/dev/root)
+		root_args="root=/dev/root rootfstype=9p rootflags=trans=virtio,version=9p2000.L rw init=/init"
+	fi
 	rm -rf "$dir"; mkdir -p "$dir"
 	start=$(date +%s)
 	local mon watchdog
@@ -185,8 +202,8 @@ xvm() {
 	set +e
 	timeout -k 10 "$timeout" "$qemu" "${machine[@]}" -smp "$cpus" -m 2G \
 		-nographic -no-reboot -monitor "unix:$mon,server=on,wait=off" \
-		-kernel "$(kimage)" -initrd "$initrd" \
-		-append "console=$console loglevel=7 log_buf_len=8M panic=-1 $append xboot=$boot" \
+		-kernel "$(kimage)" "${boot_args[@]}" \
+		-append "console=$console loglevel=7 log_buf_len=8M panic=-1 $root_args $append xboot=$boot" \
 		-virtfs "local,path=$TOP,mount_tag=top,security_model=none,readonly=on" \
 		-virtfs "local,path=$B,mount_tag=mods,security_model=none,readonly=on" \
 		-virtfs "local,path=$dir,mount_tag=out,security_model=none" "${usr[@]}" \
@@ -199,6 +216,6 @@ xvm() {
 		say "boot $boot: no console output for $(cat "$dir/silent") s, stopped; registers in $dir/cpus"
 	# The guest's own verdict: the guest script ran to its end.
 	[ "$rc" != 0 ] || [ "$(cat "$dir/guest-rc" 2>/dev/null)" = 0 ] || rc=1
-	boot_result "$dir" "$rc" "$start" "$VARIANT $boot (tcg)"
+	boot_result "$dir" "$rc" "$start" "$label $boot ($accel)"
 	echo "$key" >"$dir/key"
 }
