@@ -66,11 +66,9 @@ guest_detect() { # N
 
 # Hostile module parameters. param_try KO MODULE PARAM VALUE ok|fail: insmod KO PARAM=VALUE
 # must load the module (then unloaded) or be refused, leaving nothing loaded, as the last
-# argument says. PARAM_EXTRA: more parameters for every load. PARAM_INSMOD: the command that
-# loads (guest-cross.sh sets kmod's where the boot has it).
-PARAM_INSMOD=${PARAM_INSMOD:-insmod}
+# argument says. PARAM_EXTRA: more parameters for every load.
 param_try() {
-	if $PARAM_INSMOD "$1" "$3=$4" $PARAM_EXTRA 2>/dev/null; then
+	if insmod "$1" "$3=$4" $PARAM_EXTRA 2>/dev/null; then
 		grep -q "^$2 " /proc/modules && rmmod "$2" && [ "$5" = ok ]
 	else
 		! grep -q "^$2 " /proc/modules && [ "$5" = fail ]

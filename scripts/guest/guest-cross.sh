@@ -8,10 +8,6 @@ set -u
 boot=$1 out=$2 mods=$3
 . "$(dirname "$0")/guest-common.sh"
 : >"$out/cases"
-# Debian's kmod, where the boot shares it (riscv64-kasan's clean boot): busybox's insmod loads a
-# module the kernel refuses a second time (init_module after finit_module), which doubled the
-# cost of the hostile module parameters under KASAN.
-[ ! -x /usr/bin/kmod ] || PARAM_INSMOD="/usr/bin/kmod insmod"
 
 # The stress (riscv64-kasan, under KASAN, kmemleak and lockdep): for SECONDS (xduration= on the
 # command line; make check 90, make stress DURATION=...), all at once: load/unload cycles of the
