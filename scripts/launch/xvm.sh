@@ -81,9 +81,13 @@ xvm_initramfs() { # DEBARCH -> path of the cpio archive (amd64: of the root dire
 		"$root/top" "$root/mods" "$root/out" "$root/usr"
 	ln -s usr/lib "$root/lib"
 	cp "$bb" "$root/bin/busybox"
+	# x86_64's root is this tree over 9p: its busybox runs here, and makes its links here.
+	if [ "$1" = amd64 ]; then
+		"$bb" --list | while read -r a; do [ "$a" = busybox ] || ln -s busybox "$root/bin/$a"; done
+	fi
 	cat >"$root/init" <<-'INIT'
 	#!/bin/busybox sh
-	/bin/busybox --install -s /bin
+	[ -e /bin/sh ] || /bin/busybox --install -s /bin
 	export PATH=/bin:/usr/bin
 	mount -t proc proc /proc
 	mount -t sysfs sys /sys
@@ -144,10 +148,11 @@ xvm() {
 	local qemu machine console debarch fw label=$VARIANT accel=tcg
 	case $VARIANT in
 	debug)
-		# x86_64: the must-detect boots of the selftests, laid out as vm()'s ($ART/BOOT).
+		# x86_64: the must-detect boots of the selftests, laid out as vm()'s ($ART/BOOT). q35,
+		# as virtme-ng's: under TCG the pc machine's ACPI took some 4 s per PCI interrupt link.
 		[[ $boot == detect-[0-9]* ]] || die "xvm: x86_64 boots $boot with virtme-ng (vm)"
 		accel=$(vm_accel) dir=$ART/$boot label=x86_64
-		qemu=qemu-system-x86_64 machine=(-M "pc,accel=$accel" -cpu max)
+		qemu=qemu-system-x86_64 machine=(-M "q35,accel=$accel" -cpu max)
 		console=ttyS0 debarch=amd64 ;;
 	arm64*)
 		qemu=qemu-system-aarch64 machine=(-M virt -cpu max,pauth-impdef=on)
@@ -185,10 +190,10 @@ xvm() {
 	initrd=$(xvm_initramfs "$debarch")
 	local boot_args=(-initrd "$initrd") root_args=
 	if [ "$debarch" = amd64 ]; then
-		# The root over 9p, writable: /init installs busybox's links in /bin.
-		boot_args=(-fsdev "local,id=root,path=$initrd,security_model=none"
+		# The root over 9p, read-only.
+		boot_args=(-fsdev "local,id=root,path=$initrd,security_model=none,readonly=on"
 			-device virtio-9p-pci,fsdev=root,mount_tag=/dev/root)
-		root_args="root=/dev/root rootfstype=9p rootflags=trans=virtio,version=9p2000.L rw init=/init"
+		root_args="root=/dev/root rootfstype=9p rootflags=trans=virtio,version=9p2000.L ro init=/init"
 	fi
 	rm -rf "$dir"; mkdir -p "$dir"
 	start=$(date +%s)
