@@ -135,8 +135,9 @@ xvm_watchdog() {
 	fi
 }
 
-# xvm BOOT: boot the cross-built kernel, run guest-cross.sh BOOT; output in $ART/$VARIANT-BOOT,
-# laid out as vm() lays out its boots (dmesg, cases, ktap/, lockdep_stats, rc).
+# xvm BOOT: boot the cross-built kernel (or x86_64's test kernel, for a selftest must-detect boot),
+# run guest-cross.sh BOOT; output in $ART/$VARIANT-BOOT ($ART/BOOT for x86_64), laid out as vm()
+# lays out its boots (dmesg, cases, ktap/, lockdep_stats, rc).
 # The clean boot has 4 CPUs of which 3 come online at boot (maxcpus=3), as on x86_64 (one on
 # riscv64-up); on riscv64-kasan it ends with the stress (xstress=1, guest-cross.sh) for
 # STRESS_SECONDS (90 by default; make stress DURATION=...).
